@@ -1,0 +1,104 @@
+"""create_app(settings): routers, dependencies, error handlers and the lifespan of the hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ocpi_hub.api.internal.guard import internal_api_guard
+from ocpi_hub.api.internal.partners import PartnersController
+from ocpi_hub.api.ocpi.credentials import CredentialsController
+from ocpi_hub.api.ocpi.transport import echo_request_ids
+from ocpi_hub.api.ocpi.versions import ModuleList, version_details, versions
+from ocpi_hub.client import OcpiClient
+from ocpi_hub.db.engine import create_engine, session_factory
+from ocpi_hub.errors import handle_exception
+from ocpi_hub.ocpi.common import utc_now
+from ocpi_hub.ocpi.versions import SUPPORTED, InterfaceRole, ModuleID
+from ocpi_hub.settings import Settings
+
+# Every OCPI module the hub serves, with its interface role and controller: version details list exactly these.
+OCPI_MODULES: list[tuple[ModuleID, InterfaceRole, type[Any]]] = [
+    (ModuleID.CREDENTIALS, InterfaceRole.SENDER, CredentialsController),
+]
+
+INTERNAL_CONTROLLERS: list[type[Any]] = [PartnersController]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Litestar:
+    """The hub as an ASGI app. `transport` replaces the network for calls to partners (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        engine = create_engine(settings.database_url)
+        http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
+        app.state.sessions = session_factory(engine)
+        app.state.client = OcpiClient(http)
+        try:
+            yield
+        finally:
+            await http.aclose()
+            await engine.dispose()
+
+    async def db(state: State) -> AsyncGenerator[AsyncSession, None]:
+        async with state.sessions() as session:
+            yield session
+
+    modules: ModuleList = [(m, r, c.path) for m, r, c in OCPI_MODULES]
+    version_routers = [
+        Router(
+            path=f"/ocpi/{version}",
+            route_handlers=[version_details, *(c for _, _, c in OCPI_MODULES)],
+            dependencies={"version": _constant(version)},
+        )
+        for version in SUPPORTED
+    ]
+    internal = Router(path="/api/v0", route_handlers=INTERNAL_CONTROLLERS, guards=[internal_api_guard])
+
+    return Litestar(
+        route_handlers=[versions, *version_routers, internal],
+        dependencies={
+            "db": Provide(db),
+            "sessions": Provide(_sessions, sync_to_thread=False),
+            "client": Provide(_client, sync_to_thread=False),
+            "settings": _constant(settings),
+            "now": _constant(clock),
+            "modules": _constant(modules),
+        },
+        exception_handlers={Exception: handle_exception},
+        before_send=[echo_request_ids],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        openapi_config=OpenAPIConfig(title="ocpi-hub internal API", version="0.1.0", path="/api/v0/schema"),
+    )
+
+
+def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = state.sessions
+    return sessions
+
+
+def _client(state: State) -> OcpiClient:
+    client: OcpiClient = state.client
+    return client
+
+
+def _constant(value: Any) -> Provide:
+    def provide() -> Any:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)

@@ -1,0 +1,9 @@
+"""Persistence: SQLAlchemy 2 typed tables and the plain async query functions that use them.
+
+Importing this package registers every table on `Base.metadata` (alembic compares against it).
+"""
+
+from ocpi_hub.db import partners
+from ocpi_hub.db.base import Base
+
+__all__ = ["Base", "partners"]
