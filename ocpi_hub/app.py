@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -14,11 +15,12 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub.api.deps import ModuleList
 from ocpi_hub.api.internal.guard import internal_api_guard
 from ocpi_hub.api.internal.partners import PartnersController
 from ocpi_hub.api.ocpi.credentials import CredentialsController
 from ocpi_hub.api.ocpi.transport import echo_request_ids
-from ocpi_hub.api.ocpi.versions import ModuleList, version_details, versions
+from ocpi_hub.api.ocpi.versions import version_details, versions
 from ocpi_hub.client import OcpiClient
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.errors import handle_exception
@@ -34,6 +36,10 @@ OCPI_MODULES: list[tuple[ModuleID, InterfaceRole, type[Any]]] = [
 INTERNAL_CONTROLLERS: list[type[Any]] = [PartnersController]
 
 
+# Loggers that would print SQL parameters, and so the partners' tokens we store, at DEBUG.
+SECRET_BEARING_LOGGERS = ("aiosqlite", "sqlalchemy.engine")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -41,6 +47,8 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
 ) -> Litestar:
     """The hub as an ASGI app. `transport` replaces the network for calls to partners (tests)."""
+    for name in SECRET_BEARING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

@@ -11,6 +11,7 @@ Anything else that escapes a handler (Litestar's own 404/405/400, or a bug) is r
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -59,12 +60,22 @@ def api_error_response(http_status: int, message: str) -> Response[bytes]:
     return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json")
 
 
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+
+
 def _validation_message(exc: ValidationException) -> str:
-    """Litestar lists each failing field as {message, key}; name the field first, as every error of ours does."""
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    parts = [
-        f"{item.get('key') or 'body'}: {item.get('message')}" if isinstance(item, dict) else str(item) for item in extra
-    ]
+    """Litestar lists each failing field as {message, key}; name the field first, as every error of ours does.
+
+    A missing field is reported against the whole body (key "data"): name the field itself instead.
+    """
+    parts = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict):
+            parts.append(str(item))
+            continue
+        message = str(item.get("message"))
+        missing = _MISSING.search(message)
+        parts.append(f"{missing.group(1)}: is required" if missing else f"{item.get('key') or 'body'}: {message}")
     return "; ".join(parts) or exc.detail
 
 

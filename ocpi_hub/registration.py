@@ -99,11 +99,11 @@ async def discover(
     return Discovery(versions_url=versions_url, version=chosen, endpoints=details.endpoints)
 
 
-async def _check(url: str, allow_private: bool) -> None:
+async def _check(url: str, allow_private: bool, *, status_code: int = 3001) -> None:
     try:
         await check_partner_url(url, allow_private=allow_private)
     except UnsafeUrlError as exc:
-        raise RegistrationError("check partner URL", str(exc)) from None
+        raise RegistrationError("check partner URL", str(exc), status_code=status_code) from None
 
 
 def _apply(partner: Partner, discovery: Discovery) -> None:
@@ -145,7 +145,8 @@ async def accept(
     """Handle a credentials POST (registration) or PUT (update): fetch their endpoints with their token, then
     replace our token for them. The old token keeps working until this commits."""
     roles = _roles(credentials)
-    await _check(credentials.url, settings.allow_private_partner_urls)
+    # The URL in the body is a parameter of the request (2001); URLs in their version details are their API (3001).
+    await _check(credentials.url, settings.allow_private_partner_urls, status_code=2001)
     discovery = await discover(
         client,
         credentials.url,

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import registration
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.api import deps
 from ocpi_hub.db import partners
 from ocpi_hub.db.partners import Partner, PartnerState
 from ocpi_hub.errors import ApiError
 from ocpi_hub.ocpi.common import CredentialsToken
-from ocpi_hub.settings import Settings
 
 
 class RegistrationStatus(StrEnum):
@@ -74,12 +72,12 @@ class PartnersController(Controller):
     @post("/register", status_code=201, summary="registerParty")
     async def register(
         self,
-        data: Registration,
-        db: AsyncSession,
-        sessions: async_sessionmaker[AsyncSession],
-        settings: Settings,
-        client: OcpiClient,
-        now: Callable[[], datetime],
+        data: JSONBody[Registration],
+        db: deps.Db,
+        sessions: deps.Sessions,
+        settings: deps.Config,
+        client: deps.Client,
+        now: deps.Clock,
     ) -> PartnerView:
         """Registers an OCPI party: a token A to hand out (PENDING), a token agreed for everything (REGISTERED),
         or, with `url`, the credentials handshake with the partner's versions endpoint started by us."""
@@ -104,24 +102,22 @@ class PartnersController(Controller):
         return _view(partner)
 
     @get("/partners", summary="listPartners")
-    async def list_partners(self, db: AsyncSession) -> list[PartnerView]:
+    async def list_partners(self, db: deps.Db) -> list[PartnerView]:
         """Every partner with its state, roles, version and endpoints (never a token)."""
         return [_view(p) for p in await partners.all_partners(db)]
 
     @post("/partners/{partner_id:int}/suspend", status_code=200, summary="suspendPartner")
-    async def suspend(self, partner_id: int, db: AsyncSession, now: Callable[[], datetime]) -> PartnerView:
+    async def suspend(self, partner_id: FromPath[int], db: deps.Db, now: deps.Clock) -> PartnerView:
         """Stop accepting the partner's token, keeping its registration so that it can be resumed."""
         return _view(await _set_state(db, partner_id, PartnerState.SUSPENDED, now()))
 
     @post("/partners/{partner_id:int}/resume", status_code=200, summary="resumePartner")
-    async def resume(self, partner_id: int, db: AsyncSession, now: Callable[[], datetime]) -> PartnerView:
+    async def resume(self, partner_id: FromPath[int], db: deps.Db, now: deps.Clock) -> PartnerView:
         """Accept a suspended partner's token again."""
         return _view(await _set_state(db, partner_id, PartnerState.REGISTERED, now()))
 
     @post("/partners/{partner_id:int}/settings", status_code=200, summary="configurePartner")
-    async def configure(
-        self, partner_id: int, data: PartnerSettings, db: AsyncSession, now: Callable[[], datetime]
-    ) -> PartnerView:
+    async def configure(self, partner_id: FromPath[int], data: JSONBody[PartnerSettings], db: deps.Db, now: deps.Clock) -> PartnerView:
         """Per-partner settings: `send_base64` false sends our token raw, for 2.1.1/2.2 peers that need it."""
         partner = await _get(db, partner_id)
         partner.send_base64 = data.send_base64
@@ -130,14 +126,14 @@ class PartnersController(Controller):
         return _view(partner)
 
 
-async def _get(db: AsyncSession, partner_id: int) -> Partner:
+async def _get(db: deps.Db, partner_id: int) -> Partner:
     partner = await partners.by_id(db, partner_id)
     if partner is None:
         raise ApiError(404, f"no partner with id {partner_id}")
     return partner
 
 
-async def _set_state(db: AsyncSession, partner_id: int, state: PartnerState, now: datetime) -> Partner:
+async def _set_state(db: deps.Db, partner_id: FromPath[int], state: PartnerState, now: datetime) -> Partner:
     partner = await _get(db, partner_id)
     expected = PartnerState.REGISTERED if state == PartnerState.SUSPENDED else PartnerState.SUSPENDED
     if partner.state != expected:

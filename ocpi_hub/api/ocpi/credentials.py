@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from litestar import Controller, delete, get, post, put
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocpi_hub import registration
+from ocpi_hub.api import deps
 from ocpi_hub.api.ocpi.transport import Access, AnyRequest, Caller, authenticate, decode_body, envelope
-from ocpi_hub.client import OcpiClient
 from ocpi_hub.errors import OcpiError
 from ocpi_hub.ocpi.common import StatusCode
 from ocpi_hub.ocpi.credentials import Credentials
-from ocpi_hub.settings import Settings
 
 
 def _not_allowed(message: str) -> OcpiError:
@@ -26,9 +21,7 @@ class CredentialsController(Controller):
     path = "/credentials"
 
     @get("/")
-    async def get_credentials(
-        self, request: AnyRequest, db: AsyncSession, settings: Settings, now: Callable[[], datetime]
-    ) -> object:
+    async def get_credentials(self, request: AnyRequest, db: deps.Db, settings: deps.Config, now: deps.Clock) -> object:
         caller = await authenticate(request, db, Access.credentials)
         if not caller.registered:
             raise _not_allowed("not registered yet: POST your credentials first")
@@ -38,11 +31,11 @@ class CredentialsController(Controller):
     async def register(
         self,
         request: AnyRequest,
-        db: AsyncSession,
-        settings: Settings,
-        client: OcpiClient,
-        now: Callable[[], datetime],
-        version: str,
+        db: deps.Db,
+        settings: deps.Config,
+        client: deps.Client,
+        now: deps.Clock,
+        version: deps.Version,
     ) -> object:
         caller = await authenticate(request, db, Access.credentials)
         if caller.registered:
@@ -53,11 +46,11 @@ class CredentialsController(Controller):
     async def update(
         self,
         request: AnyRequest,
-        db: AsyncSession,
-        settings: Settings,
-        client: OcpiClient,
-        now: Callable[[], datetime],
-        version: str,
+        db: deps.Db,
+        settings: deps.Config,
+        client: deps.Client,
+        now: deps.Clock,
+        version: deps.Version,
     ) -> object:
         caller = await authenticate(request, db, Access.credentials)
         if not caller.registered:
@@ -65,7 +58,7 @@ class CredentialsController(Controller):
         return await _accept(request, db, settings, client, now, version, caller)
 
     @delete("/", status_code=200)
-    async def unregister(self, request: AnyRequest, db: AsyncSession, now: Callable[[], datetime]) -> object:
+    async def unregister(self, request: AnyRequest, db: deps.Db, now: deps.Clock) -> object:
         caller = await authenticate(request, db, Access.credentials)
         if not caller.registered:
             raise _not_allowed("not registered: nothing to delete")
@@ -75,11 +68,11 @@ class CredentialsController(Controller):
 
 async def _accept(
     request: AnyRequest,
-    db: AsyncSession,
-    settings: Settings,
-    client: OcpiClient,
-    now: Callable[[], datetime],
-    version: str,
+    db: deps.Db,
+    settings: deps.Config,
+    client: deps.Client,
+    now: deps.Clock,
+    version: deps.Version,
     caller: Caller,
 ) -> object:
     credentials = await decode_body(request, Credentials)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from litestar import get
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from ocpi_hub.api import deps
 from ocpi_hub.api.ocpi.transport import Access, AnyRequest, authenticate, envelope
-from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, InterfaceRole, ModuleID, Version, VersionDetails
-from ocpi_hub.settings import Settings
-
-# (module, role, path below /ocpi/{version}) of every module the hub serves; set by the app's wiring.
-ModuleList = list[tuple[ModuleID, InterfaceRole, str]]
+from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, Version, VersionDetails
 
 
 @get("/ocpi/versions")
-async def versions(request: AnyRequest, db: AsyncSession, settings: Settings, now: Callable[[], datetime]) -> object:
+async def versions(request: AnyRequest, db: deps.Db, settings: deps.Config, now: deps.Clock) -> object:
     await authenticate(request, db, Access.versions)
     data = [Version(version=v, url=f"{settings.public_url}/ocpi/{v}") for v in SUPPORTED]
     return envelope(data, now=now)
@@ -26,11 +19,11 @@ async def versions(request: AnyRequest, db: AsyncSession, settings: Settings, no
 @get("/")
 async def version_details(
     request: AnyRequest,
-    db: AsyncSession,
-    settings: Settings,
-    now: Callable[[], datetime],
-    version: str,
-    modules: ModuleList,
+    db: deps.Db,
+    settings: deps.Config,
+    now: deps.Clock,
+    version: deps.Version,
+    modules: deps.Modules,
 ) -> object:
     await authenticate(request, db, Access.versions)
     base = f"{settings.public_url}/ocpi/{version}"

@@ -1,0 +1,147 @@
+"""A fake eMSP platform, served over real HTTP by the tests: versions, version details, credentials, and a
+locations/tokens receiver that records what it gets. It can be told to fail in the ways real partners do."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from litestar.types import Receive, Scope, Send
+
+ROLE = {"role": "EMSP", "country_code": "DE", "party_id": "EMP", "business_details": {"name": "Fake eMSP"}}
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def token(self) -> str:
+        value = self.headers.get("authorization", "").removeprefix("Token ")
+        return base64.b64decode(value).decode()
+
+
+# A failure to apply to the next request: an HTTP status with an optional OCPI status_code, a delay, or "drop".
+@dataclass
+class Failure:
+    http_status: int = 200
+    status_code: int = 1000
+    delay: float = 0.0
+    drop: bool = False
+
+
+def envelope(data: Any = None, status_code: int = 1000, message: str = "Success") -> dict[str, Any]:
+    body = {"status_code": status_code, "status_message": message, "timestamp": "2026-01-01T00:00:00Z"}
+    if data is not None:
+        body["data"] = data
+    return body
+
+
+@dataclass
+class FakeEmsp:
+    base_url: str = ""
+    versions: list[str] = field(default_factory=lambda: ["2.2.1"])
+    # Tokens this fake accepts (it plays the server side of the tokens it issued).
+    accepted_tokens: set[str] = field(default_factory=lambda: {"token-a-of-emsp"})
+    token_c: str = "token-c-of-emsp"
+    requests: list[Recorded] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    modules: list[tuple[str, str]] = field(
+        default_factory=lambda: [("credentials", "SENDER"), ("locations", "RECEIVER"), ("tokens", "SENDER")]
+    )
+    # When the hub POSTs its credentials, a real eMSP GETs the hub's versions with token B before answering.
+    call_back: bool = True
+    received_token_b: str | None = None
+    stored: dict[str, Any] = field(default_factory=dict)
+    # Runs when the hub's credentials POST arrives, with the token B it carries, before the fake answers.
+    on_token_b: Callable[[str], Awaitable[None]] | None = None
+
+    def app(self, base_url: str) -> FakeEmsp:
+        self.base_url = base_url
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        assert scope["type"] == "http"
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        recorded = Recorded(scope["method"], scope["path"], headers, json.loads(body) if body else None)
+        self.requests.append(recorded)
+        status, payload = await self._answer(recorded)
+        if status == 0:
+            return  # drop the connection: answer nothing
+        raw = json.dumps(payload).encode()
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
+        await send({"type": "http.response.body", "body": raw})
+
+    async def _answer(self, r: Recorded) -> tuple[int, Any]:
+        if self.failures:
+            failure = self.failures.pop(0)
+            await asyncio.sleep(failure.delay)
+            if failure.drop:
+                raise ConnectionResetError("dropped on purpose")
+            if failure.http_status != 200 or failure.status_code != 1000:
+                return failure.http_status, envelope(status_code=failure.status_code, message="told to fail")
+        try:
+            token = r.token
+        except ValueError:
+            token = ""
+        if token not in self.accepted_tokens:
+            return 401, envelope(status_code=2000, message="unknown token")
+        path = r.path.rstrip("/")
+        if path == "/versions":
+            return 200, envelope([{"version": v, "url": f"{self.base_url}/{v}"} for v in self.versions])
+        for version in self.versions:
+            if path == f"/{version}":
+                endpoints = [
+                    {"identifier": m, "role": role, "url": f"{self.base_url}/{version}/{m}"} for m, role in self.modules
+                ]
+                return 200, envelope({"version": version, "endpoints": endpoints})
+        if path.endswith("/credentials"):
+            return await self._credentials(r)
+        if r.method == "GET":
+            return (200, envelope(self.stored[path])) if path in self.stored else (404, envelope(status_code=2003))
+        if r.method == "PUT":
+            self.stored[path] = r.body
+        return 200, envelope()
+
+    async def _credentials(self, r: Recorded) -> tuple[int, Any]:
+        ours = {"token": self.token_c, "url": f"{self.base_url}/versions", "roles": [ROLE]}
+        if r.method == "GET":
+            return 200, envelope(ours)
+        if r.method != "POST":
+            return 405, envelope(status_code=2000)
+        self.received_token_b = r.body["token"]
+        if self.on_token_b is not None:
+            await self.on_token_b(self.received_token_b)
+        if self.call_back:
+            hub_versions = r.body["url"]
+            auth = {"Authorization": "Token " + base64.b64encode(self.received_token_b.encode()).decode()}
+            async with httpx.AsyncClient(timeout=5) as http:
+                answer = await http.get(hub_versions, headers=auth)
+                if answer.status_code != 200:
+                    return 200, envelope(status_code=3001, message=f"hub versions said {answer.status_code}")
+        self.accepted_tokens = {self.token_c}
+        return 200, envelope(ours)
+
+    def received(self, method: str | None = None, prefix: str = "") -> list[Recorded]:
+        return [r for r in self.requests if (method is None or r.method == method) and r.path.startswith(prefix)]
