@@ -78,7 +78,9 @@ async def main() -> None:
     app = Litestar([versions, details, locations])
     server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=PORT, log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # uvicorn offers no event for "listening"
+        if serving.done():
+            return  # it could not start (port taken): uvicorn has said why
         await asyncio.sleep(0.05)
     await register(args.hub, args.token_a)
     await serving

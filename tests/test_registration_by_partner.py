@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.db import partners
 from tests.conftest import Hub, HubFactory
-from tests.fake_emsp import ROLE, FakeEmsp, Failure
+from tests.fake_emsp import ROLE, Failure, FakeEmsp
 
 TOKEN_A = "token-a-for-the-emsp"
 TOKEN_B = "token-b-of-emsp"
@@ -42,7 +42,9 @@ async def test_registration_issues_token_c_and_revokes_token_a(
     assert body["status_code"] == 1000
     ours = body["data"]
     token_c = ours["token"]
-    assert len(token_c) >= 43 and token_c.isascii() and " " not in token_c
+    assert len(token_c) >= 43
+    assert token_c.isascii()
+    assert " " not in token_c
     assert ours["url"] == f"{hub.url}/ocpi/versions"
     assert ours["roles"] == [
         {"role": "CPO", "business_details": {"name": "Test CPO"}, "party_id": "OHB", "country_code": "NL"}
@@ -63,7 +65,8 @@ async def test_registration_issues_token_c_and_revokes_token_a(
     assert partner.state == "registered"
     assert partner.version == "2.2.1"
     assert partner.token == TOKEN_B
-    assert partner.token_hash is not None and TOKEN_A not in partner.token_hash
+    assert partner.token_hash is not None
+    assert TOKEN_A not in partner.token_hash
     assert partner.roles == [ROLE]
     assert partner.endpoint("locations", "RECEIVER") == f"{emsp.base_url}/2.2.1/locations"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -9,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ocpi_hub.app import create_app
 from ocpi_hub.db import partners
 from tests.conftest import Hub, HubFactory
-from tests.fake_emsp import ROLE, FakeEmsp, Failure
+from tests.fake_emsp import ROLE, Failure, FakeEmsp
 
 THEIR_TOKEN_A = "token-a-of-emsp"
 
@@ -33,7 +35,8 @@ async def test_handshake_stores_token_c_and_hands_out_token_b(
     ]
     posted = emsp.requests[-1].body
     token_b = emsp.received_token_b
-    assert token_b is not None and len(token_b) >= 43
+    assert token_b is not None
+    assert len(token_b) >= 43
     assert posted["url"] == f"{hub.url}/ocpi/versions"
     assert posted["roles"][0]["role"] == "CPO"
     # The eMSP called our versions with token B before answering (the fake checks that it got HTTP 200).
@@ -167,8 +170,8 @@ async def test_internal_api_requires_the_admin_token_when_set(hub_factory: HubFa
 
 async def test_internal_api_is_closed_to_remote_clients_without_admin_token(hub: Hub) -> None:
     app = create_app(hub.settings)
-    async with app.lifespan():  # type: ignore[attr-defined]
+    async with app.lifespan():
         for client_host, expected in (("203.0.113.7", 403), ("127.0.0.1", 200)):
-            transport = httpx.ASGITransport(app=app, client=(client_host, 5000))
+            transport = httpx.ASGITransport(app=cast(Any, app), client=(client_host, 5000))
             async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
                 assert (await http.get("/api/v0/partners")).status_code == expected, client_host
