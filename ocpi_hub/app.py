@@ -16,9 +16,13 @@ from litestar.openapi import OpenAPIConfig
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.api.deps import ModuleList
+from ocpi_hub.api.internal.certificates import CertificateController
+from ocpi_hub.api.internal.chargestations import ChargeStationController
 from ocpi_hub.api.internal.guard import internal_api_guard
 from ocpi_hub.api.internal.partners import PartnersController
+from ocpi_hub.api.internal.tokens import TokenController
 from ocpi_hub.api.ocpi.credentials import CredentialsController
+from ocpi_hub.api.ocpi.tokens import TokensController
 from ocpi_hub.api.ocpi.transport import echo_request_ids
 from ocpi_hub.api.ocpi.versions import version_details, versions
 from ocpi_hub.client import OcpiClient
@@ -31,9 +35,15 @@ from ocpi_hub.settings import Settings
 # Every OCPI module the hub serves, with its interface role and controller: version details list exactly these.
 OCPI_MODULES: list[tuple[ModuleID, InterfaceRole, type[Any]]] = [
     (ModuleID.CREDENTIALS, InterfaceRole.SENDER, CredentialsController),
+    (ModuleID.TOKENS, InterfaceRole.RECEIVER, TokensController),
 ]
 
-INTERNAL_CONTROLLERS: list[type[Any]] = [PartnersController]
+INTERNAL_CONTROLLERS: list[type[Any]] = [
+    PartnersController,
+    ChargeStationController,
+    TokenController,
+    CertificateController,
+]
 
 
 # Loggers that would print SQL parameters, and so the partners' tokens we store, at DEBUG.

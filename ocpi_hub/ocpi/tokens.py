@@ -99,7 +99,7 @@ def key_of(token: Token) -> TokenKey:
 
 def key_conflict(key: TokenKey, body: Token | TokenPatch) -> str | None:
     """Why `body` is about another token than the URL's `key`, or None. The URL's country_code and party_id SHALL
-    equal the body's (§6.3); a differing uid or type is the "URL id differs from body id" case (§1.8). Both are
+    equal the body's (digest §6.3); a differing uid or type is the "URL id differs from body id" case (§1.8). Both are
     status 2001. country_code and party_id are CiStrings, compared without case."""
     for field, expected in zip(TokenKey._fields, key, strict=True):
         value = getattr(body, field)

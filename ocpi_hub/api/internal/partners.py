@@ -117,7 +117,9 @@ class PartnersController(Controller):
         return _view(await _set_state(db, partner_id, PartnerState.REGISTERED, now()))
 
     @post("/partners/{partner_id:int}/settings", status_code=200, summary="configurePartner")
-    async def configure(self, partner_id: FromPath[int], data: JSONBody[PartnerSettings], db: deps.Db, now: deps.Clock) -> PartnerView:
+    async def configure(
+        self, partner_id: FromPath[int], data: JSONBody[PartnerSettings], db: deps.Db, now: deps.Clock
+    ) -> PartnerView:
         """Per-partner settings: `send_base64` false sends our token raw, for 2.1.1/2.2 peers that need it."""
         partner = await _get(db, partner_id)
         partner.send_base64 = data.send_base64

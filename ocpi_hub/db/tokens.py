@@ -1,0 +1,107 @@
+"""Tokens (OCPI 2.2.1 mod_tokens), one store for both ways in: the eMSPs' Tokens Receiver PUT/PATCH and the
+internal API's setToken. Keyed by (country_code, party_id, uid, type), country_code and party_id upper-case."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import JSON, Boolean, Integer, Select, String, UniqueConstraint, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.ocpi import tokens as ocpi
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    __table_args__ = (UniqueConstraint("country_code", "party_id", "uid", "type"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # creation order: the stable order of lists
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    uid: Mapped[str] = mapped_column(String(36), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    contract_id: Mapped[str] = mapped_column(String(36))
+    visual_number: Mapped[str | None] = mapped_column(String(64))
+    issuer: Mapped[str] = mapped_column(String(64))
+    group_id: Mapped[str | None] = mapped_column(String(36))
+    valid: Mapped[bool] = mapped_column(Boolean)
+    whitelist: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(2))
+    default_profile_type: Mapped[str | None] = mapped_column(String(16))
+    energy_contract: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_updated: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def _to_ocpi(row: Token) -> ocpi.Token:
+    return ocpi.Token(
+        country_code=row.country_code,
+        party_id=row.party_id,
+        uid=row.uid,
+        type=ocpi.TokenType(row.type),
+        contract_id=row.contract_id,
+        visual_number=row.visual_number,
+        issuer=row.issuer,
+        group_id=row.group_id,
+        valid=row.valid,
+        whitelist=ocpi.WhitelistType(row.whitelist),
+        language=row.language,
+        default_profile_type=ocpi.ProfileType(row.default_profile_type) if row.default_profile_type else None,
+        energy_contract=msgspec.convert(row.energy_contract, ocpi.EnergyContract) if row.energy_contract else None,
+        last_updated=row.last_updated,
+    )
+
+
+def _select(key: ocpi.TokenKey) -> Select[Token]:
+    return select(Token).where(
+        Token.country_code == key.country_code.upper(),
+        Token.party_id == key.party_id.upper(),
+        Token.uid == key.uid,
+        Token.type == key.type,
+    )
+
+
+async def get(session: AsyncSession, key: ocpi.TokenKey) -> ocpi.Token | None:
+    row = (await session.scalars(_select(key))).first()
+    return _to_ocpi(row) if row else None
+
+
+async def put(session: AsyncSession, token: ocpi.Token) -> bool:
+    """Store the token, replacing the one with its key; True when it is new. Commits."""
+    row = (await session.scalars(_select(ocpi.key_of(token)))).first()
+    created = row is None
+    if row is None:
+        row = Token()
+        session.add(row)
+    row.country_code = token.country_code.upper()
+    row.party_id = token.party_id.upper()
+    row.uid = token.uid
+    row.type = token.type
+    row.contract_id = token.contract_id
+    row.visual_number = token.visual_number
+    row.issuer = token.issuer
+    row.group_id = token.group_id
+    row.valid = token.valid
+    row.whitelist = token.whitelist
+    row.language = token.language
+    row.default_profile_type = token.default_profile_type
+    row.energy_contract = msgspec.to_builtins(token.energy_contract) if token.energy_contract else None
+    row.last_updated = token.last_updated
+    await session.commit()
+    return created
+
+
+async def latest_by_uid(session: AsyncSession, uid: str) -> ocpi.Token | None:
+    """The token with this uid; of several (other owners or types), the most recently updated."""
+    query = select(Token).where(Token.uid == uid).order_by(Token.last_updated.desc(), Token.id.desc()).limit(1)
+    row = (await session.scalars(query)).first()
+    return _to_ocpi(row) if row else None
+
+
+async def page(session: AsyncSession, *, offset: int, limit: int) -> list[ocpi.Token]:
+    """Tokens in the order they were first stored, which an update does not change."""
+    query = select(Token).order_by(Token.id).offset(offset).limit(limit)
+    return [_to_ocpi(row) for row in await session.scalars(query)]

@@ -1,0 +1,118 @@
+"""The OpenAPI document Litestar serves at /api/v0/schema describes the seed's internal operations as the seed does:
+same paths, operation ids, success codes and bodies, and the seed's Status body on errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Hub
+
+# (method, path, operationId, success status, request body schema, error statuses) of seed 002, plus the two
+# operations of the station gateway.
+OPERATIONS = [
+    ("post", "/api/v0/cs/{csId}", "registerChargeStation", "201", "ChargeStationAuth", {"400"}),
+    ("post", "/api/v0/cs/{csId}/reconfigure", "reconfigureChargeStation", "200", None, {"400", "404"}),
+    (
+        "post",
+        "/api/v0/cs/{csId}/certificates",
+        "installChargeStationCertificates",
+        "200",
+        "ChargeStationInstallCertificates",
+        {"400", "404"},
+    ),
+    ("get", "/api/v0/cs/{csId}/auth", "lookupChargeStationAuth", "200", None, {"400", "404"}),
+    ("post", "/api/v0/cs/{csId}/trigger", "triggerChargeStation", "200", "ChargeStationTrigger", {"400", "404"}),
+    ("post", "/api/v0/token", "setToken", "201", "Token", {"400"}),
+    ("get", "/api/v0/token", "listTokens", "200", None, {"400"}),
+    ("get", "/api/v0/token/{tokenUid}", "lookupToken", "200", None, {"400", "404"}),
+    ("post", "/api/v0/certificate", "uploadCertificate", "201", "Certificate", {"400"}),
+    ("get", "/api/v0/certificate/{certificateHash}", "lookupCertificate", "200", None, {"400", "404"}),
+    ("delete", "/api/v0/certificate/{certificateHash}", "deleteCertificate", "204", None, {"400", "404"}),
+    ("get", "/api/v0/cs/{csId}", "lookupChargeStation", "200", None, {"400", "404"}),
+    (
+        "post",
+        "/api/v0/cs/{csId}/status",
+        "reportChargeStationStatus",
+        "200",
+        "ChargeStationReport",
+        {"400", "404", "409"},
+    ),
+]
+
+
+async def schema(hub: Hub) -> dict[str, Any]:
+    response = await hub.http.get(f"{hub.url}/api/v0/schema/openapi.json")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_every_operation_is_described_with_the_seeds_codes_and_bodies(hub: Hub) -> None:
+    paths = (await schema(hub))["paths"]
+    for method, path, operation_id, success, body, errors in OPERATIONS:
+        operation = paths[path][method]
+        assert operation["operationId"] == operation_id
+        assert set(operation["responses"]) == {success, *errors}, operation_id
+        for status in errors:
+            error = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert error == {"$ref": "#/components/schemas/SeedStatus"}, (operation_id, status)
+        if body is not None:
+            request = operation["requestBody"]["content"]["application/json"]["schema"]
+            assert request == {"$ref": f"#/components/schemas/{body}"}, operation_id
+
+
+async def test_bodies_are_the_seeds_schemas(hub: Hub) -> None:
+    document = await schema(hub)
+    schemas = document["components"]["schemas"]
+    token = schemas["Token"]
+    assert set(token["properties"]) == {
+        "countryCode",
+        "partyId",
+        "type",
+        "uid",
+        "contractId",
+        "visualNumber",
+        "issuer",
+        "groupId",
+        "valid",
+        "languageCode",
+        "cacheMode",
+        "lastUpdated",
+    }
+    assert set(token["required"]) == {
+        "countryCode",
+        "partyId",
+        "type",
+        "uid",
+        "contractId",
+        "issuer",
+        "valid",
+        "cacheMode",
+    }
+    assert schemas["TokenType"]["enum"] == ["AD_HOC_USER", "APP_USER", "OTHER", "RFID"]
+    assert schemas["WhitelistType"]["enum"] == ["ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER"]
+    assert set(schemas["ChargeStationAuth"]["properties"]) == {
+        "securityProfile",
+        "base64SHA256Password",
+        "invalidUsernameAllowed",
+    }
+    assert schemas["ChargeStationAuth"]["required"] == ["securityProfile"]
+    assert schemas["SecurityProfile"]["enum"] == [0, 1, 2]
+    assert schemas["TriggerType"]["enum"] == [
+        "BootNotification",
+        "StatusNotification",
+        "SignV2GCertificate",
+        "SignChargingStationCertificate",
+        "SignCombinedCertificate",
+    ]
+    assert schemas["CertificateType"]["enum"] == ["V2G", "MO", "MF", "CSMS"]
+    assert schemas["Certificate"]["required"] == ["certificate"]
+    assert set(schemas["SeedStatus"]["properties"]) == {"status", "error"}
+
+    settings = document["paths"]["/api/v0/cs/{csId}/reconfigure"]["post"]["requestBody"]["content"]["application/json"]
+    assert settings["schema"]["title"] == "ChargeStationSettings"
+    assert settings["schema"]["propertyNames"]["maxLength"] == 500
+    listed = document["paths"]["/api/v0/token"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed == {"items": {"$ref": "#/components/schemas/Token"}, "type": "array"}
+    limit = next(p for p in document["paths"]["/api/v0/token"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == 100
