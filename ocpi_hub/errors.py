@@ -66,16 +66,19 @@ _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 def _validation_message(exc: ValidationException) -> str:
     """Litestar lists each failing field as {message, key}; name the field first, as every error of ours does.
 
-    A missing field is reported against the whole body (key "data"): name the field itself instead.
+    A missing field comes with the path of its parent as key ("data" for the body itself): name the field itself.
     """
     parts = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if not isinstance(item, dict):
             parts.append(str(item))
             continue
-        message = str(item.get("message"))
-        missing = _MISSING.search(message)
-        parts.append(f"{missing.group(1)}: is required" if missing else f"{item.get('key') or 'body'}: {message}")
+        key, message = item.get("key") or "data", str(item.get("message"))
+        if missing := _MISSING.search(message):
+            field = missing.group(1) if key == "data" else f"{key}.{missing.group(1)}"
+            parts.append(f"{field}: is required")
+        else:
+            parts.append(f"{key}: {message}")
     return "; ".join(parts) or exc.detail
 
 

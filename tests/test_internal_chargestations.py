@@ -187,7 +187,7 @@ async def test_bad_certificates_are_400_naming_the_entry_and_store_nothing(
         ({"certificates": [good, {"type": "V2G", "certificate": pem[:-40]}]}, "certificates[1].certificate"),
         ({"certificates": [good, {"type": "TLS", "certificate": pem}]}, "certificates[1].type"),
         ({"certificates": [{"type": "MF", "certificate": pem, "status": "Installed"}]}, "certificates[0].status"),
-        ({"certificates": [{"type": "MF"}]}, "certificate"),
+        ({"certificates": [{"type": "MF"}]}, "certificates[0].certificate"),
         ({}, "certificates"),
     ]
     for body, field in cases:
@@ -273,5 +273,5 @@ async def test_a_report_about_something_not_asked_is_409_and_records_nothing(hub
     response = await hub.api(
         "POST", "/cs/cs001/status", json={"settings": [{"name": "property1", "status": "Accepted"}]}
     )
-    assert_bad_request(response, "value")
+    assert_bad_request(response, "settings[0].value")
     assert await station(hub) == before
