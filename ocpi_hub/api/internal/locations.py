@@ -1,0 +1,101 @@
+"""registerLocation (seed 002, `POST /location/{locationId}`) and the EVSE status change that follows it in real
+life (`POST /location/{locationId}/evse/{evseUid}/status`), both stored as OCPI Locations (ocpi_hub.locations)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, post
+from litestar.params import JSONBody, PathParameter
+
+from ocpi_hub import locations as store
+from ocpi_hub.api import deps
+from ocpi_hub.api.internal.certificates import seed_errors
+from ocpi_hub.csms import location as csms
+from ocpi_hub.errors import ApiError
+from ocpi_hub.evsevo.convert import ConversionError
+from ocpi_hub.ocpi import locations as ocpi
+
+# The seed's parameter names are kept (noqa: N803 below) because Litestar names them in its 400 messages.
+LocationId = Annotated[str, PathParameter(min_length=1, max_length=36)]
+EvseUid = Annotated[str, PathParameter(min_length=1, max_length=36)]
+
+# The four statuses of the EvseVO family, as ocpi_hub.evsevo.convert maps them (reference/evsevo-to-ocpi.md §4.2).
+_EVSEVO_STATUS = {
+    "available": ocpi.Status.AVAILABLE,
+    "occupied": ocpi.Status.CHARGING,
+    "unavailable": ocpi.Status.INOPERATIVE,
+    "unknown": ocpi.Status.UNKNOWN,
+}
+_OCPI_STATUS = {s.value: s for s in ocpi.Status}
+_ALLOWED = ", ".join([*ocpi.Status, "or the EvseVO Available, Occupied, Unavailable, Unknown"])
+
+
+class EvseStatus(msgspec.Struct):
+    status: str  # an OCPI Status, or an EvseVO status in any letter case
+
+
+def _status(value: str) -> ocpi.Status:
+    status = _OCPI_STATUS.get(value.upper()) or _EVSEVO_STATUS.get(value.lower())
+    if status is None:
+        raise ApiError(400, f"status: {value!r} is not one of {_ALLOWED}")
+    return status
+
+
+class LocationController(Controller):
+    path = "/location"
+
+    @post(
+        "/{locationId:str}",
+        status_code=201,
+        operation_id="registerLocation",
+        summary="Registers a location with the CSMS",
+        responses=seed_errors(400, 409),
+    )
+    async def register_location(
+        self,
+        locationId: LocationId,  # noqa: N803
+        data: JSONBody[csms.Location],
+        db: deps.Db,
+        settings: deps.Config,
+        now: deps.Clock,
+    ) -> ocpi.Location:
+        """Creates or replaces the location, answering the full OCPI Location as stored. What the body lacks is
+        filled in: the time zone from the coordinates, publish true, and EVSE status UNKNOWN until a status
+        arrives (an EVSE already stored keeps its status)."""
+        moment = now()
+        parties = [p.key for p in settings.parties]
+        try:
+            location = csms.seed_location_to_ocpi(data, location_id=locationId, now=moment, parties=parties)
+            saved = await store.save_location(db, location, now=moment, keep_status=True)
+        except ConversionError as exc:
+            raise ApiError(400, str(exc)) from None
+        except store.OwnerConflictError as exc:
+            raise ApiError(409, str(exc)) from None
+        return saved.location
+
+    @post(
+        "/{locationId:str}/evse/{evseUid:str}/status",
+        status_code=200,
+        operation_id="setEvseStatus",
+        summary="Sets the status of an EVSE",
+        responses=seed_errors(400, 404),
+    )
+    async def set_status(
+        self,
+        locationId: LocationId,  # noqa: N803
+        evseUid: EvseUid,  # noqa: N803
+        data: JSONBody[EvseStatus],
+        db: deps.Db,
+        now: deps.Clock,
+    ) -> ocpi.EVSE:
+        """Answers the EVSE as stored. The same status again changes nothing (last_updated included)."""
+        status = _status(data.status)
+        try:
+            saved = await store.set_evse_status(db, locationId, evseUid, status, now=now())
+        except (store.UnknownLocationError, store.UnknownEvseError) as exc:
+            raise ApiError(404, str(exc)) from None
+        evse = store.find(saved.location.evses or (), evseUid, lambda e: e.uid)
+        assert evse is not None  # set_evse_status found it
+        return evse

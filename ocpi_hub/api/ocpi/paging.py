@@ -1,0 +1,86 @@
+"""Pagination of OCPI list GETs (OCPI 2.2.1 §4.1.6, digest §1.7): the query parameters and the response headers.
+
+Choices where the spec is silent:
+- A bad parameter (not a non-negative integer, an offset above 10^9, a DateTime that does not parse) is HTTP 200
+  with status 2001 naming the parameter. Repeated parameters: the first counts.
+- DateTimes without a designator are UTC (the spec's own examples omit the `Z`); offsets are converted.
+- `limit` above our cap is capped (X-Limit says the cap); absent means the cap.
+- `limit=0` asks for no objects: the answer is an empty page with X-Total-Count, and no Link, which would not move on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import msgspec
+
+from ocpi_hub.errors import OcpiError
+from ocpi_hub.ocpi.common import StatusCode
+
+MAX_OFFSET = 10**9  # keeps offset + limit inside a 32-bit integer, the type of the positions it is compared with
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """date_from inclusive, date_to exclusive (digest §1.7); limit already capped."""
+
+    offset: int
+    limit: int
+    date_from: datetime | None
+    date_to: datetime | None
+
+
+def _invalid(name: str, value: str, rule: str) -> OcpiError:
+    return OcpiError(StatusCode.INVALID_PARAMETERS, f"{name}: {value!r} {rule}")
+
+
+def _count(params: Mapping[str, str], name: str, maximum: int | None = None) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not _DIGITS.fullmatch(value):
+        raise _invalid(name, value, "is not a non-negative integer")
+    if maximum is not None and int(value) > maximum:
+        raise _invalid(name, value, f"is above {maximum}")
+    return int(value)
+
+
+def _datetime(params: Mapping[str, str], name: str) -> datetime | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        raise _invalid(name, value, "is not a DateTime (such as 2019-01-28T12:00:00Z)") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def page_request(params: Mapping[str, str], *, cap: int) -> PageRequest:
+    """The page asked for by the query parameters; raises OcpiError 2001 naming a bad one."""
+    limit = _count(params, "limit")
+    return PageRequest(
+        offset=_count(params, "offset", MAX_OFFSET) or 0,
+        limit=cap if limit is None else min(limit, cap),
+        date_from=_datetime(params, "date_from"),
+        date_to=_datetime(params, "date_to"),
+    )
+
+
+def page_headers(
+    params: Mapping[str, str], page: PageRequest, *, total: int, returned: int, cap: int, url: str
+) -> dict[str, str]:
+    """X-Total-Count, X-Limit, and Link to the next page unless this is the last one. The Link repeats the
+    request's filters as they were sent (digest §1.7), and starts from `url`, which comes from our public URL."""
+    headers = {"X-Total-Count": str(total), "X-Limit": str(cap)}
+    following = page.offset + returned
+    if returned and following < total:
+        filters = {name: params[name] for name in ("date_from", "date_to") if name in params}
+        next_page = urlencode({**filters, "offset": following, "limit": page.limit})
+        headers["Link"] = f'<{url}?{next_page}>; rel="next"'
+    return headers

@@ -1,0 +1,249 @@
+"""Locations as stored: a narrow crawl table and the rendered OCPI documents (OCPI 2.2.1 §8.2.1, digest §1.7).
+
+`locations` holds one small row per Location, in creation order: `seq` over the whole platform and `party_seq`
+within the owning party. Both are dense (1, 2, 3, ... without gaps), because each is assigned as max + 1 inside
+the inserting statement and Locations are never deleted (OCPI has no deletion; this module has no delete).
+Density is what makes a page without date filters O(log n) at any depth: offset k is the row with seq k + 1, and
+the total is max(seq). Pages with date filters count and skip over the narrow table and its last_updated index.
+
+`location_documents` holds, per Location, its OCPI JSON as served to 2.2.1 and to 2.2 peers, written in the same
+transaction as the row, so that a page is assembled from 50 bodies without decoding or encoding one object.
+The 2.2.1 body is the source of truth for modifications (see ocpi_hub.locations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi.versions import VersionNumber
+
+
+class LocationRow(Base):
+    __tablename__ = "locations"
+    __table_args__ = (UniqueConstraint("country_code", "party_id", "party_seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    party_seq: Mapped[int] = mapped_column(Integer)
+    id: Mapped[str] = mapped_column(String(36))  # as first given
+    key: Mapped[str] = mapped_column(String(36), unique=True)  # id upper-cased: ids are CiStrings
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    last_updated: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    revision: Mapped[int] = mapped_column(Integer)  # optimistic concurrency: every update checks and bumps it
+
+
+class LocationDocument(Base):
+    __tablename__ = "location_documents"
+
+    seq: Mapped[int] = mapped_column(Integer, ForeignKey("locations.seq"), primary_key=True, autoincrement=False)
+    body_221: Mapped[bytes] = mapped_column(LargeBinary)
+    body_22: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# Core tables: the hot paths skip the ORM.
+_rows = cast(Table, LocationRow.__table__)
+_docs = cast(Table, LocationDocument.__table__)
+_decode = msgspec.json.Decoder(ocpi.Location).decode
+
+
+def _body(version: str) -> ColumnElement[bytes]:
+    return _docs.c.body_22 if version == VersionNumber.V2_2 else _docs.c.body_221
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored Location as read for a modification: `revision` guards the write."""
+
+    seq: int
+    revision: int
+    location: ocpi.Location
+
+
+@dataclass(frozen=True)
+class Bodies:
+    """The rendered OCPI JSON of one Location, per version."""
+
+    v221: bytes
+    v22: bytes
+
+
+# PostgreSQL advisory lock key of Location inserts (any constant that no other lock of ours uses).
+_INSERT_LOCK = 0x6F637069_6C6F63
+
+
+class ConcurrentUpdateError(Exception):
+    """The row changed between our read and our write: the caller reads again and retries."""
+
+
+async def load(session: AsyncSession, location_id: str, *, for_update: bool = False) -> Stored | None:
+    """The stored Location. `for_update`: PostgreSQL locks its row until the transaction ends, so that concurrent
+    writers of one Location queue instead of retrying (SQLite has one writer at a time anyway)."""
+    query = (
+        select(_rows.c.seq, _rows.c.revision, _docs.c.body_221)
+        .join_from(_rows, _docs, _docs.c.seq == _rows.c.seq)
+        .where(_rows.c.key == location_id.upper())
+    )
+    if for_update:
+        query = query.with_for_update()  # both rows: so that a waiter reads the latest of each
+    row = (await session.execute(query)).first()
+    return None if row is None else Stored(seq=row.seq, revision=row.revision, location=_decode(row.body_221))
+
+
+async def insert_location(session: AsyncSession, location: ocpi.Location, bodies: Bodies) -> None:
+    """Add a new Location at the end of both orders. New positions are max + 1: on PostgreSQL, inserts take turns
+    (a transaction lock) so that two never pick the same one; SQLite has one writer at a time. An id taken
+    meanwhile is an IntegrityError, on which the caller reads again and retries."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_INSERT_LOCK)))
+    country_code, party_id = location.country_code.upper(), location.party_id.upper()
+    party = and_(_rows.c.country_code == country_code, _rows.c.party_id == party_id)
+    seq = (
+        await session.execute(
+            insert(_rows)
+            .values(
+                seq=select(func.coalesce(func.max(_rows.c.seq), 0) + 1).scalar_subquery(),
+                party_seq=select(func.coalesce(func.max(_rows.c.party_seq), 0) + 1).where(party).scalar_subquery(),
+                id=location.id,
+                key=location.id.upper(),
+                country_code=country_code,
+                party_id=party_id,
+                last_updated=location.last_updated,
+                revision=1,
+            )
+            .returning(_rows.c.seq)
+        )
+    ).scalar_one()
+    await session.execute(insert(_docs).values(seq=seq, body_221=bodies.v221, body_22=bodies.v22))
+
+
+async def update_location(session: AsyncSession, stored: Stored, location: ocpi.Location, bodies: Bodies) -> None:
+    statement = (
+        update(_rows)
+        .where(_rows.c.seq == stored.seq, _rows.c.revision == stored.revision)
+        .values(last_updated=location.last_updated, revision=stored.revision + 1)
+    )
+    changed = cast("CursorResult[Any]", await session.execute(statement))
+    if changed.rowcount != 1:
+        raise ConcurrentUpdateError(location.id)
+    await session.execute(
+        update(_docs).where(_docs.c.seq == stored.seq).values(body_221=bodies.v221, body_22=bodies.v22)
+    )
+
+
+@dataclass(frozen=True)
+class Document:
+    body: bytes
+    country_code: str
+    party_id: str
+
+
+async def document(session: AsyncSession, location_id: str, *, version: str) -> Document | None:
+    """One Location's JSON for `version`, with its owner."""
+    connection = await session.connection()
+    result = await connection.execute(_document_statement(version), {"key": location_id.upper()})
+    row = result.first()
+    return None if row is None else Document(body=row.body, country_code=row.country_code, party_id=row.party_id)
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A page of the list (digest §1.7): date_from inclusive, date_to exclusive, optionally of one party."""
+
+    offset: int
+    limit: int
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    party: tuple[str, str] | None = None
+
+
+async def page(session: AsyncSession, query: PageQuery, *, version: str) -> tuple[int, list[bytes]]:
+    """(total matching, the bodies of the page in creation order), in one statement: the total comes out on
+    every row, and on a single row with no body when the page is empty."""
+    statement = _page_statement(
+        version, query.date_from is not None, query.date_to is not None, query.party is not None
+    )
+    country_code, party_id = query.party or ("", "")
+    parameters = {
+        "offset": query.offset,
+        "limit": query.limit,
+        "last": query.offset + query.limit,
+        "date_from": query.date_from,
+        "date_to": query.date_to,
+        "country_code": country_code,
+        "party_id": party_id,
+    }
+    # Core on the connection, with a statement built once: the ORM's execute path and building a statement cost
+    # more than the query itself.
+    connection = await session.connection()
+    rows = (await connection.execute(statement, parameters)).all()
+    return (rows[0].total if rows else 0), [row.body for row in rows if row.body is not None]
+
+
+@cache
+def _document_statement(version: str) -> Select[tuple[bytes, str, str]]:
+    return (
+        select(_body(version).label("body"), _rows.c.country_code, _rows.c.party_id)
+        .join_from(_rows, _docs, _docs.c.seq == _rows.c.seq)
+        .where(_rows.c.key == bindparam("key"))
+    )
+
+
+@cache
+def _page_statement(version: str, dated_from: bool, dated_to: bool, of_party: bool) -> Select[tuple[int, bytes]]:
+    body = _body(version).label("body")
+    party = and_(_rows.c.country_code == bindparam("country_code"), _rows.c.party_id == bindparam("party_id"))
+    if not dated_from and not dated_to:
+        if not of_party:
+            # Dense seq: max(seq) is the total and offset k starts after seq k. Two index look-ups at any depth.
+            total = select(func.coalesce(func.max(_rows.c.seq), 0).label("total")).subquery()
+            in_page = and_(_docs.c.seq > bindparam("offset"), _docs.c.seq <= bindparam("last"))
+            return select(total.c.total, body).select_from(total.outerjoin(_docs, in_page)).order_by(_docs.c.seq)
+        # The same within one party, on the (country_code, party_id, party_seq) index.
+        total = select(func.coalesce(func.max(_rows.c.party_seq), 0).label("total")).where(party).subquery()
+        window = and_(party, _rows.c.party_seq > bindparam("offset"), _rows.c.party_seq <= bindparam("last"))
+        chosen = select(_rows.c.seq).where(window).subquery()
+    else:
+        # Filtered by last_updated: count and skip over the narrow table (its last_updated index narrows the scan).
+        conditions = []
+        if dated_from:
+            conditions.append(_rows.c.last_updated >= bindparam("date_from"))
+        if dated_to:
+            conditions.append(_rows.c.last_updated < bindparam("date_to"))
+        if of_party:
+            conditions.append(party)
+        matching = select(_rows.c.seq).where(*conditions)
+        total = select(func.count().label("total")).select_from(matching.subquery()).subquery()
+        window_rows = matching.order_by(_rows.c.seq).offset(bindparam("offset")).limit(bindparam("limit"))
+        chosen = window_rows.subquery()
+    return (
+        select(total.c.total, body)
+        .select_from(total.outerjoin(chosen, true()).outerjoin(_docs, _docs.c.seq == chosen.c.seq))
+        .order_by(chosen.c.seq)
+    )

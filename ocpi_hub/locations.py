@@ -1,0 +1,320 @@
+"""The Locations store: every write of a Location, EVSE or Connector, what really changed, and last_updated.
+
+Rules (OCPI 2.2.1 §8.2, digest §1.12, §5.1):
+- Objects are compared ignoring last_updated; storing what is already stored changes and writes nothing.
+- A changed object and its parents get last_updated = max(now, the source's value, the stored value): the time we
+  learned of the change, so that an eMSP crawling with date_from = its last crawl never misses a change whose
+  source timestamp is old, and never earlier than before. A parent also covers its children (§8.2.1: a changed
+  Connector bumps its EVSE and Location, a changed EVSE its Location). Unchanged objects keep their last_updated.
+- A new Location gets now everywhere, unless the source says later.
+- EVSEs are never deleted: one missing from a new version of its Location is kept with status REMOVED.
+- The stored order of EVSEs and Connectors is kept; new ones are appended. Reordering alone is no change.
+- A location id belongs to one party for good.
+
+Each write returns `Change` records, the input of pushes to eMSPs (OCPI Receiver PUT/PATCH, §8.3): per change the
+smallest object that changed, the fields that changed, and the object as now stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ocpi_hub.db import locations as db
+from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi.common import to_utc
+from ocpi_hub.ocpi.versions import VersionNumber
+from ocpi_hub.push import outbox
+
+
+class ChangeKind(enum.StrEnum):
+    LOCATION_CREATED = "location_created"  # value: the whole Location (PUT Location)
+    LOCATION_UPDATED = "location_updated"  # the Location's own fields (not its EVSEs) changed (PATCH Location)
+    EVSE_CREATED = "evse_created"  # value: the EVSE (PUT EVSE)
+    EVSE_UPDATED = "evse_updated"  # fields other than status changed, or connectors added/removed (PUT EVSE)
+    EVSE_STATUS = "evse_status"  # only the status changed, REMOVED included (PATCH EVSE {status})
+    CONNECTOR_UPDATED = "connector_updated"  # a Connector's fields changed (PUT/PATCH Connector)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    country_code: str
+    party_id: str
+    location_id: str
+    evse_uid: str | None  # set for EVSE and Connector changes
+    connector_id: str | None  # set for Connector changes
+    fields: tuple[str, ...]  # names of the changed fields of `value` (a PATCH body's keys); () when created
+    value: ocpi.Location | ocpi.EVSE | ocpi.Connector  # the object as stored now (2.2.1)
+
+    @property
+    def last_updated(self) -> datetime:
+        return self.value.last_updated
+
+
+@dataclass(frozen=True)
+class Saved:
+    location: ocpi.Location  # as stored after the call
+    changes: tuple[Change, ...]  # empty: nothing changed and nothing was written
+
+
+class StoreError(Exception):
+    pass
+
+
+class OwnerConflictError(StoreError):
+    def __init__(self, location_id: str, owner: tuple[str, str]) -> None:
+        super().__init__(f"location {location_id} belongs to {owner[0]}/{owner[1]}: a location id belongs to one party")
+        self.owner = owner
+
+
+class UnknownLocationError(StoreError):
+    def __init__(self, location_id: str) -> None:
+        super().__init__(f"no location {location_id}")
+
+
+class UnknownEvseError(StoreError):
+    def __init__(self, location_id: str, evse_uid: str) -> None:
+        super().__init__(f"location {location_id} has no EVSE {evse_uid}")
+
+
+# --- Public API --------------------------------------------------------------------------------------------------
+
+_Item = TypeVar("_Item", ocpi.EVSE, ocpi.Connector)
+
+
+def find(items: Iterable[_Item], wanted: str, id_of: Callable[[_Item], str]) -> _Item | None:
+    """The EVSE or Connector whose id is `wanted`, compared case-insensitively (ids are CiStrings)."""
+    return next((item for item in items if id_of(item).upper() == wanted.upper()), None)
+
+
+async def save_location(
+    session: AsyncSession, location: ocpi.Location, *, now: datetime, keep_status: bool = False
+) -> Saved:
+    """Store a new or new version of a Location in one transaction (committed; nothing written when unchanged).
+
+    `keep_status`: the source does not know EVSE statuses (registerLocation): EVSEs already stored keep theirs.
+    Raises OwnerConflictError when the id is stored under another party.
+    """
+
+    async def attempt() -> Saved:
+        stored = await db.load(session, location.id, for_update=True)
+        if stored is None:
+            created = _stamp_new(location, to_utc(now))
+            await db.insert_location(session, created, _bodies(created))
+            return Saved(created, (_change(created, ChangeKind.LOCATION_CREATED, created),))
+        old = stored.location
+        if (old.country_code, old.party_id) != (location.country_code.upper(), location.party_id.upper()):
+            raise OwnerConflictError(old.id, (old.country_code, old.party_id))
+        merged, changes = _merge(old, location, now=to_utc(now), keep_status=keep_status)
+        if changes:
+            await db.update_location(session, stored, merged, _bodies(merged))
+        return Saved(merged, tuple(changes))
+
+    return await _transaction(session, attempt)
+
+
+async def set_evse_status(
+    session: AsyncSession, location_id: str, evse_uid: str, status: ocpi.Status, *, now: datetime
+) -> Saved:
+    """Change one EVSE's status (the most frequent event); the same status again changes nothing."""
+
+    async def attempt() -> Saved:
+        stored = await db.load(session, location_id, for_update=True)
+        if stored is None:
+            raise UnknownLocationError(location_id)
+        old = stored.location
+        evses = list(old.evses or ())
+        i = next((i for i, e in enumerate(evses) if e.uid.upper() == evse_uid.upper()), None)
+        if i is None:
+            raise UnknownEvseError(old.id, evse_uid)
+        if evses[i].status == status:
+            return Saved(old, ())
+        evses[i] = evse = _bumped(msgspec.structs.replace(evses[i], status=status), to_utc(now), evses[i])
+        location = _bumped(msgspec.structs.replace(old, evses=evses), to_utc(now), old)
+        await db.update_location(session, stored, location, _bodies(location))
+        return Saved(location, (_change(location, ChangeKind.EVSE_STATUS, evse, ("status",), evse.uid),))
+
+    return await _transaction(session, attempt)
+
+
+# --- Transactions ------------------------------------------------------------------------------------------------
+
+_ATTEMPTS = 5
+
+
+async def _transaction(session: AsyncSession, attempt: Callable[[], Awaitable[Saved]]) -> Saved:
+    """Run `attempt` in a transaction of its own: committed when it wrote, rolled back otherwise. A concurrent
+    writer (of the same location, or of the same new position) makes it read again and retry."""
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            saved = await attempt()
+            await outbox.enqueue(session, saved.changes)  # the pushes to eMSPs, in the same transaction
+        except (db.ConcurrentUpdateError, IntegrityError):
+            await session.rollback()
+            if tries < _ATTEMPTS:
+                continue
+            raise
+        except Exception:
+            await session.rollback()
+            raise
+        if saved.changes:
+            await session.commit()
+        else:
+            await session.rollback()  # it only read: end the transaction, so that every call stands alone
+        return saved
+
+
+def _bodies(location: ocpi.Location) -> db.Bodies:
+    return db.Bodies(
+        v221=ocpi.render(location),
+        # 2.2 peers never see what 2.2 does not define (for_version: such connectors, and EVSEs left without any).
+        v22=ocpi.render(ocpi.for_version(location, VersionNumber.V2_2)),
+    )
+
+
+# --- Comparison and last_updated ---------------------------------------------------------------------------------
+
+_Obj = TypeVar("_Obj", ocpi.Location, ocpi.EVSE, ocpi.Connector)
+
+
+@dataclass(frozen=True)
+class _Delta:
+    """A change below the Location, before the Location itself is final."""
+
+    kind: ChangeKind
+    value: ocpi.EVSE | ocpi.Connector
+    fields: tuple[str, ...]
+    evse_uid: str
+    connector_id: str | None = None
+
+
+def _bumped(obj: _Obj, now: datetime, old: _Obj | None = None, children: Sequence[datetime] = ()) -> _Obj:
+    """`obj` changed: it is stamped max(now, its source value, its stored value, its children's)."""
+    stamps = [now, to_utc(obj.last_updated), *children]
+    if old is not None:
+        stamps.append(old.last_updated)
+    return msgspec.structs.replace(obj, last_updated=max(stamps))
+
+
+def _changed_fields(old: msgspec.Struct, new: msgspec.Struct, ignore: frozenset[str]) -> tuple[str, ...]:
+    return tuple(
+        name for name in old.__struct_fields__ if name not in ignore and getattr(old, name) != getattr(new, name)
+    )
+
+
+_LOCATION_OWN = frozenset({"evses", "last_updated"})
+_EVSE_OWN = frozenset({"connectors", "last_updated"})
+_CONNECTOR_OWN = frozenset({"last_updated"})
+
+
+def _stamp_new(location: ocpi.Location, now: datetime) -> ocpi.Location:
+    evses = [_stamp_new_evse(e, now) for e in location.evses or ()]
+    return _bumped(
+        msgspec.structs.replace(location, evses=evses or None), now, children=[e.last_updated for e in evses]
+    )
+
+
+def _stamp_new_evse(evse: ocpi.EVSE, now: datetime) -> ocpi.EVSE:
+    connectors = [_bumped(c, now) for c in evse.connectors]
+    stamps = [c.last_updated for c in connectors]
+    return _bumped(msgspec.structs.replace(evse, connectors=connectors), now, children=stamps)
+
+
+def _by_key(items: Sequence[_Item], key: Callable[[_Item], str]) -> dict[str, _Item]:
+    """Items by their id upper-cased (ids are CiStrings), in their order."""
+    return {key(item).upper(): item for item in items}
+
+
+def _merge(
+    old: ocpi.Location, new: ocpi.Location, *, now: datetime, keep_status: bool
+) -> tuple[ocpi.Location, list[Change]]:
+    """The stored Location `old` brought to the source's `new`, and what changed; `old` itself when nothing did."""
+    new = msgspec.structs.replace(new, id=old.id, country_code=old.country_code, party_id=old.party_id)
+    incoming = _by_key(new.evses or (), lambda e: e.uid)
+    evses: list[ocpi.EVSE] = []
+    deltas: list[_Delta] = []
+    for before in old.evses or ():
+        after = incoming.pop(before.uid.upper(), None)
+        if after is None:
+            # Gone from the source: an EVSE is never deleted, it becomes REMOVED (§8.1, digest §5.1).
+            after = msgspec.structs.replace(before, status=ocpi.Status.REMOVED)
+        elif keep_status and before.status != ocpi.Status.REMOVED:
+            after = msgspec.structs.replace(after, status=before.status)
+        evse, evse_deltas = _merge_evse(before, msgspec.structs.replace(after, uid=before.uid), now)
+        evses.append(evse)
+        deltas += evse_deltas
+    for after in incoming.values():
+        evse = _stamp_new_evse(after, now)
+        evses.append(evse)
+        deltas.append(_Delta(ChangeKind.EVSE_CREATED, evse, (), evse.uid))
+
+    own = _changed_fields(old, new, _LOCATION_OWN)
+    if not own and not deltas:
+        return old, []
+    stamps = [e.last_updated for e in evses]
+    location = _bumped(msgspec.structs.replace(new, evses=evses or None), now, old, stamps)
+    changes = [_change(location, ChangeKind.LOCATION_UPDATED, location, own)] if own else []
+    changes += [_change(location, d.kind, d.value, d.fields, d.evse_uid, d.connector_id) for d in deltas]
+    return location, changes
+
+
+def _merge_evse(old: ocpi.EVSE, new: ocpi.EVSE, now: datetime) -> tuple[ocpi.EVSE, list[_Delta]]:
+    """The stored EVSE `old` brought to `new`: one EVSE_UPDATED when more than its status and its connectors'
+    fields changed, else EVSE_STATUS and CONNECTOR_UPDATED for what did."""
+    incoming = _by_key(new.connectors, lambda c: c.id)
+    connectors: list[ocpi.Connector] = []
+    updated: list[tuple[ocpi.Connector, tuple[str, ...]]] = []
+    for before in old.connectors:
+        after = incoming.pop(before.id.upper(), None)
+        if after is None:
+            continue  # OCPI has no connector status: a removed connector leaves the EVSE's list
+        after = msgspec.structs.replace(after, id=before.id)
+        fields = _changed_fields(before, after, _CONNECTOR_OWN)
+        if fields:
+            after = _bumped(after, now, before)
+            updated.append((after, fields))
+        connectors.append(after if fields else before)
+    added = [_bumped(c, now) for c in incoming.values()]
+    membership_changed = bool(added) or len(connectors) != len(old.connectors)
+    connectors += added
+
+    own = _changed_fields(old, new, _EVSE_OWN)
+    if not own and not updated and not membership_changed:
+        return old, []
+    stamps = [c.last_updated for c in connectors]
+    evse = _bumped(msgspec.structs.replace(new, connectors=connectors), now, old, stamps)
+    if membership_changed or set(own) - {"status"}:
+        fields = own + (("connectors",) if membership_changed or updated else ())
+        return evse, [_Delta(ChangeKind.EVSE_UPDATED, evse, fields, evse.uid)]
+    status = [_Delta(ChangeKind.EVSE_STATUS, evse, own, evse.uid)] if own else []
+    return evse, [*status, *(_Delta(ChangeKind.CONNECTOR_UPDATED, c, f, evse.uid, c.id) for c, f in updated)]
+
+
+def _change(
+    location: ocpi.Location,
+    kind: ChangeKind,
+    value: ocpi.Location | ocpi.EVSE | ocpi.Connector,
+    fields: tuple[str, ...] = (),
+    evse_uid: str | None = None,
+    connector_id: str | None = None,
+) -> Change:
+    return Change(
+        kind=kind,
+        country_code=location.country_code,
+        party_id=location.party_id,
+        location_id=location.id,
+        evse_uid=evse_uid,
+        connector_id=connector_id,
+        fields=fields,
+        value=value,
+    )
