@@ -24,10 +24,20 @@ _envelope_decoder = msgspec.json.Decoder()
 class PartnerCallError(Exception):
     """A call to a partner failed; the message says which call and what the partner answered."""
 
-    def __init__(self, message: str, *, transient: bool, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        status_code: int | None = None,
+        http_status: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.status_code = status_code
+        self.http_status = http_status  # None when no answer came (connection error, timeout)
+        self.retry_after = retry_after  # the Retry-After header of a 429 or 503, as sent (seconds or HTTP date)
 
 
 class Routing(msgspec.Struct, frozen=True):
@@ -95,16 +105,24 @@ class OcpiClient:
         if not response.is_success:
             said = f" (status_code {status_code}: {message})" if status_code is not None else ""
             transient = response.status_code >= 500 or response.status_code in (408, 429)
+            retry_after = response.headers.get("Retry-After") if response.status_code in (429, 503) else None
             raise PartnerCallError(
-                f"{what}: HTTP {response.status_code}{said}", transient=transient, status_code=status_code
+                f"{what}: HTTP {response.status_code}{said}",
+                transient=transient,
+                status_code=status_code,
+                http_status=response.status_code,
+                retry_after=retry_after,
             )
         if not isinstance(envelope, dict) or not isinstance(status_code, int):
-            raise PartnerCallError(f"{what}: the answer is not an OCPI envelope", transient=False)
+            raise PartnerCallError(
+                f"{what}: the answer is not an OCPI envelope", transient=False, http_status=response.status_code
+            )
         if status_code != StatusCode.SUCCESS:
             raise PartnerCallError(
                 f"{what}: status_code {status_code}" + (f": {message}" if message else ""),
                 transient=3000 <= status_code < 4000,
                 status_code=status_code,
+                http_status=response.status_code,
             )
         return envelope.get("data")
 

@@ -24,6 +24,7 @@ from ocpi_hub.db.partners import Initiator, Partner, PartnerState
 from ocpi_hub.ocpi.common import BusinessDetails, Role
 from ocpi_hub.ocpi.credentials import Credentials, CredentialsRole
 from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, ModuleID, Version, VersionDetails
+from ocpi_hub.push import outbox
 from ocpi_hub.settings import Settings
 from ocpi_hub.urlcheck import UnsafeUrlError, check_partner_url
 
@@ -112,6 +113,11 @@ def _apply(partner: Partner, discovery: Discovery) -> None:
     partner.endpoints = [msgspec.to_builtins(e) for e in discovery.endpoints]
 
 
+def _receiving(partner: Partner) -> tuple[str, str | None, str | None]:
+    """What decides whether the partner must be sent every Location (again)."""
+    return partner.state, partner.endpoint("locations", "RECEIVER"), partner.version
+
+
 def _roles(credentials: Credentials) -> list[dict[str, Any]]:
     seen = set()
     for role in credentials.roles:
@@ -156,12 +162,15 @@ async def accept(
         allow_private=settings.allow_private_partner_urls,
     )
     token_c = issue_token()
+    receiving = _receiving(partner)
     _apply(partner, discovery)
     partner.roles = roles
     partner.token = credentials.token
     partner.token_hash = hash_token(token_c)
     partner.state = PartnerState.REGISTERED
     partner.updated_at = now
+    if _receiving(partner) != receiving:  # newly registered, or Locations now go elsewhere or in another version
+        await outbox.enqueue_full_push(session, partner)
     await session.commit()
     return our_credentials(settings, token_c)
 
@@ -235,6 +244,8 @@ async def register_with(
             _apply(partner, discovery)
             partner.roles = _roles(theirs)
             session.add(partner)
+            await session.flush()  # its id, for its deliveries
+            await outbox.enqueue_full_push(session, partner)
             await session.commit()
             return partner
 
@@ -273,6 +284,7 @@ async def register_with(
         done.roles = roles
         done.state = PartnerState.REGISTERED
         done.updated_at = now
+        await outbox.enqueue_full_push(session, done)
         await session.commit()
         return done
 

@@ -33,13 +33,16 @@ class Recorded:
         return base64.b64decode(value).decode()
 
 
-# A failure to apply to the next request: an HTTP status with an optional OCPI status_code, a delay, or "drop".
+# A failure to apply to the next request: an HTTP status with an optional OCPI status_code (and Retry-After), a
+# delay or a wait for an event (a hanging partner), or "drop" (the connection closes in the middle of the answer).
 @dataclass
 class Failure:
     http_status: int = 200
     status_code: int = 1000
     delay: float = 0.0
     drop: bool = False
+    retry_after: str | None = None
+    until: asyncio.Event | None = None
 
 
 def envelope(data: Any = None, status_code: int = 1000, message: str = "Success") -> dict[str, Any]:
@@ -88,23 +91,36 @@ class FakeEmsp:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         recorded = Recorded(scope["method"], scope["path"], headers, json.loads(body) if body else None)
         self.requests.append(recorded)
-        status, payload = await self._answer(recorded)
+        status, payload, extra = await self._respond(recorded)
         if status == 0:
-            return  # drop the connection: answer nothing
+            # Drop the connection: start the answer, then fail, and the server closes the socket mid-answer.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise ConnectionResetError("dropped on purpose")
         raw = json.dumps(payload).encode()
         await send(
-            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *extra],
+            }
         )
         await send({"type": "http.response.body", "body": raw})
 
-    async def _answer(self, r: Recorded) -> tuple[int, Any]:
+    async def _respond(self, r: Recorded) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        """The answer to `r`, with its extra headers: the next failure if one is queued, else `_answer`."""
         if self.failures:
             failure = self.failures.pop(0)
             await asyncio.sleep(failure.delay)
+            if failure.until is not None:
+                await failure.until.wait()
             if failure.drop:
-                raise ConnectionResetError("dropped on purpose")
+                return 0, None, []
             if failure.http_status != 200 or failure.status_code != 1000:
-                return failure.http_status, envelope(status_code=failure.status_code, message="told to fail")
+                extra = [(b"retry-after", failure.retry_after.encode())] if failure.retry_after else []
+                return failure.http_status, envelope(status_code=failure.status_code, message="told to fail"), extra
+        return (*await self._answer(r), [])
+
+    async def _answer(self, r: Recorded) -> tuple[int, Any]:
         try:
             token = r.token
         except ValueError:

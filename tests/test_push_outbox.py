@@ -1,0 +1,158 @@
+"""The outbox (issue 4 §2): one pending delivery per (partner, object) that later changes merge into, written in
+the transaction of the change; who gets deliveries; the deliveries listing. No worker runs here (push_worker=False),
+so what is queued stays in the table to be looked at."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ocpi_hub import locations as store
+from ocpi_hub.db.deliveries import Delivery, DeliveryState, settle
+from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.push import outbox
+from tests.conftest import Hub, HubFactory
+from tests.fake_emsp import FakeEmsp
+from tests.servers import serve
+from tests.test_push_delivery import connect, connector, deliveries, put_location, seed_location, set_status
+
+
+@pytest.fixture
+async def quiet_hub(hub_factory: HubFactory) -> Hub:
+    return await hub_factory(push_worker=False)
+
+
+def queued(listed: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(d["location_id"], d.get("evse_uid"), d["method"], d.get("fields"), d["revision"]) for d in listed]
+
+
+async def test_changes_of_one_object_merge_into_its_pending_delivery(quiet_hub: Hub, emsp: FakeEmsp) -> None:
+    hub = quiet_hub
+    partner_id = await connect(hub, emsp)
+    await put_location(hub, "LOC1")
+    await set_status(hub, "LOC1", "E1", "CHARGING")
+    await set_status(hub, "LOC1", "E1", "AVAILABLE")  # PATCH + PATCH of the same field
+    await put_location(hub, "LOC1", seed_location(name="Renamed"))  # PUT + PATCH is a PUT
+    await put_location(hub, "LOC2")
+    await set_status(hub, "LOC2", "E1", "CHARGING")
+    more = {"uid": "E1", "connectors": [connector(max_amperage=16)]}
+    await put_location(hub, "LOC2", seed_location(more))  # a PUT of the connector: another object
+    assert queued(await deliveries(hub, partner_id)) == [
+        ("LOC1", None, "PUT", None, 2),
+        ("LOC1", "E1", "PATCH", ["status"], 2),
+        ("LOC2", None, "PUT", None, 1),
+        ("LOC2", "E1", "PATCH", ["status"], 1),
+        ("LOC2", "E1", "PUT", None, 1),  # connector 1 of E1
+    ]
+    [*_, connector_push] = await deliveries(hub, partner_id)
+    assert connector_push["connector_id"] == "1"
+
+
+def _change(kind: store.ChangeKind, fields: tuple[str, ...], evse_uid: str | None = None) -> store.Change:
+    value: Any = ocpi.EVSE(uid="E1", status=ocpi.Status.AVAILABLE, connectors=[], last_updated=datetime.now(UTC))
+    return store.Change(kind, "NL", "OHB", "LOC1", evse_uid, None, fields, value)
+
+
+async def test_merging_rules(quiet_hub: Hub, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]) -> None:
+    hub = quiet_hub
+    partner_id = await connect(hub, emsp)
+    await put_location(hub, "LOC1")
+    async with sessions() as session:  # the Location's PUT went out: only what follows waits
+        await session.execute(update(Delivery).values(state=DeliveryState.DEAD))
+        await session.commit()
+
+    updated, evse_status = store.ChangeKind.LOCATION_UPDATED, store.ChangeKind.EVSE_STATUS
+    async with sessions() as session:
+        await outbox.enqueue(session, [_change(updated, ("name",)), _change(evse_status, ("status",), "E1")])
+        await outbox.enqueue(session, [_change(updated, ("postal_code", "name"))])  # PATCH + PATCH: both field sets
+        await outbox.enqueue(session, [_change(store.ChangeKind.EVSE_UPDATED, ("capabilities",), "E1")])  # then PUT
+        await outbox.enqueue(session, [_change(evse_status, ("status",), "E1")])  # PUT + PATCH stays a PUT
+        await session.commit()
+    assert queued(await deliveries(hub, partner_id)) == [
+        ("LOC1", None, "PATCH", ["name", "postal_code"], 2),
+        ("LOC1", "E1", "PUT", None, 3),
+    ]
+    # The dead delivery of the Location is not merged into: it stays as it was.
+    assert queued(await deliveries(hub, partner_id, "dead")) == [("LOC1", None, "PUT", None, 1)]
+
+
+async def test_a_change_rolled_back_queues_nothing(
+    quiet_hub: Hub, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    partner_id = await connect(quiet_hub, emsp)
+    await put_location(quiet_hub, "LOC1")
+    async with sessions() as session:
+        await outbox.enqueue(session, [_change(store.ChangeKind.EVSE_STATUS, ("status",), "E1")])
+        await session.rollback()
+    assert queued(await deliveries(quiet_hub, partner_id)) == [("LOC1", None, "PUT", None, 1)]
+
+
+async def test_who_gets_deliveries(quiet_hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    hub = quiet_hub
+    async with AsyncExitStack() as stack:
+        fakes = [FakeEmsp(accepted_tokens=set()) for _ in range(3)]
+        for fake in fakes:
+            await stack.enter_async_context(serve(fake.app))
+        registered = await connect(hub, fakes[0], token="token-of-a-registered-emsp")
+        suspended = await connect(hub, fakes[1], token="token-of-a-suspended-emsp")
+        assert (await hub.api("POST", f"/partners/{suspended}/suspend")).status_code == 200
+        fakes[2].modules = [("credentials", "SENDER")]
+        await connect(hub, fakes[2], token="token-of-an-emsp-without-locations")
+        assert (await hub.api("POST", "/register", json={"token": "token-a-for-someone"})).status_code == 201
+        await put_location(hub, "LOC1")
+    async with sessions() as session:
+        receivers = (await session.execute(select(Delivery.partner_id).order_by(Delivery.partner_id))).scalars()
+        assert list(receivers) == [registered, suspended]  # a suspended partner gets its pushes when resumed
+
+
+async def test_the_listing_pages_and_its_errors(quiet_hub: Hub, emsp: FakeEmsp) -> None:
+    hub = quiet_hub
+    for n in range(3):
+        await put_location(hub, f"LOC{n}")
+    partner_id = await connect(hub, emsp)  # the initial full push: three PUTs
+    response = await hub.api("GET", f"/partners/{partner_id}/deliveries", params={"offset": 1, "limit": 1})
+    assert response.status_code == 200
+    page = response.json()
+    assert page["total"] == 3
+    [delivery] = page["deliveries"]
+    assert set(delivery) == {
+        "id",
+        "location_id",
+        "method",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "first_enqueued_at",
+        "revision",
+    }
+    assert (delivery["location_id"], delivery["state"], delivery["attempts"]) == ("LOC1", "pending", 0)
+
+    response = await hub.api("GET", f"/partners/{partner_id}/deliveries", params={"state": "lost"})
+    assert (response.status_code, response.json()["error"]) == (400, "state: 'lost' is not one of pending, dead")
+    assert (await hub.api("GET", f"/partners/{partner_id}/deliveries", params={"limit": 0})).status_code == 400
+    response = await hub.api("GET", f"/partners/{partner_id + 1}/deliveries")
+    assert (response.status_code, response.json()["error"]) == (404, f"no partner with id {partner_id + 1}")
+
+
+async def test_settling_skips_a_delivery_a_change_is_merging_into(
+    quiet_hub: Hub, emsp: FakeEmsp, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    await connect(quiet_hub, emsp)
+    await put_location(quiet_hub, "LOC1")
+    async with sessions() as merging, sessions() as worker:
+        [(delivery_id, revision)] = (await merging.execute(select(Delivery.id, Delivery.revision))).all()
+        await merging.execute(update(Delivery).values(revision=Delivery.revision + 1))  # locks the row
+        # Sent meanwhile: not waited for (which could deadlock), not deleted.
+        await asyncio.wait_for(settle(worker, sent=[(delivery_id, revision)], retry=[], dead=[]), 5)
+        await worker.commit()
+        await merging.commit()
+    async with sessions() as session:
+        assert (await session.execute(select(Delivery.revision))).scalars().all() == [revision + 1]
