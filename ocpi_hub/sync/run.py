@@ -1,0 +1,237 @@
+"""One run of the location sync: a source of EvseVO location records brought into the Locations store.
+
+Two passes over the source, so that a run that would remove too much changes nothing at all:
+1. Read every record and collect only the location ids. Managed locations (those in `sync_sources`) whose id is
+   missing have vanished; when they are more than `sync_max_remove_share` of the managed ones, stop here: a
+   truncated export must not wipe the network. A source that cannot be read to its end stops here too.
+2. Read again. A record whose hash equals the stored one is unchanged, without converting it or loading its
+   location; any other is converted and saved through the store (which writes, stamps and pushes only real
+   changes), then its hash is recorded. Last, every EVSE of a vanished location is set to REMOVED.
+
+A rejected record keeps its location's old hash, so it is tried again next run; its location counts as present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ocpi_hub import locations as store
+from ocpi_hub.db import locations as locations_db
+from ocpi_hub.db import sync_sources as sync_db
+from ocpi_hub.evsevo.convert import ConversionError, Mode, decode_location_record, location_to_ocpi
+from ocpi_hub.evsevo.models import EvseVOLocation
+from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi.common import utc_now
+from ocpi_hub.settings import Settings
+from ocpi_hub.sync.source import Source, SourceError, opened
+
+MAX_REASONS = 100
+# Hashes are recorded in batches: one lost in a crash only makes its record be converted again, to no change.
+_HASH_BATCH = 500
+# Hash comparisons need no I/O: let the event loop serve requests now and then during a long unchanged stretch.
+_YIELD_EVERY = 100
+
+Progress = Callable[[int, int], None]  # (records done, records in the source)
+
+
+@dataclass
+class SyncReport:
+    source: str
+    records: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    removed: int = 0  # vanished locations whose EVSEs were set to REMOVED
+    reasons: list[str] = field(default_factory=list)  # why records were rejected, the first MAX_REASONS
+    stopped: str | None = None  # why the run stopped before its end
+
+    def summary(self) -> str:
+        counts = (
+            f"{self.records} records: {self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.rejected} rejected, {self.removed} removed"
+        )
+        lines = [f"sync of {self.source}: {counts}"]
+        if self.stopped is not None:
+            lines.append(f"stopped: {self.stopped}")
+        lines += [f"rejected: {reason}" for reason in self.reasons]
+        if self.rejected > len(self.reasons):
+            lines.append(f"... and {self.rejected - len(self.reasons)} more rejected")
+        return "\n".join(lines)
+
+
+async def sync(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    source: str,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """One sync of `source` (a file, directory or URL). Never raises for the source: an unreadable one, or one
+    that would remove too much, ends the run with `stopped` set."""
+    report = SyncReport(source)
+    try:
+        async with opened(source, http_timeout=settings.http_timeout) as found, sessions() as session:
+            await _Run(session, settings, report, clock, progress).run(found)
+    except SourceError as exc:
+        report.stopped = str(exc)
+        if report.created or report.updated or report.unchanged or report.rejected:
+            report.stopped += " (the records before it were synced; no location was removed)"
+        else:
+            report.stopped += " (nothing was changed)"
+    return report
+
+
+class _Run:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        report: SyncReport,
+        clock: Callable[[], datetime],
+        progress: Progress | None,
+    ) -> None:
+        self.session = session
+        self.report = report
+        self.clock = clock
+        self.progress = progress
+        self.mode = Mode.LENIENT if settings.sync_lenient else Mode.STRICT
+        self.parties = [p.key for p in settings.parties]
+        self.default_party = settings.default_party.key
+        self.max_remove_share = settings.sync_max_remove_share
+        self.context = _context(self.mode, self.parties, self.default_party)
+        self.first_record: dict[str, int] = {}  # location key → number of its first record, in pass 2
+        self.pending: dict[str, str] = {}  # hashes to record
+
+    async def run(self, source: Source) -> None:
+        known = await sync_db.hashes(self.session)
+        await self.session.rollback()  # end the read: the store runs its own transactions
+        # Reading a whole source takes seconds: in a thread, so that a serving event loop goes on meanwhile.
+        present, self.report.records = await asyncio.to_thread(_scan, source)
+        vanished = known.keys() - present
+        if known and len(vanished) > self.max_remove_share * len(known):
+            self.report.stopped = (
+                f"{len(vanished)} of the {len(known)} locations this sync manages are missing from the source, more "
+                f"than the allowed share of {self.max_remove_share * 100:g}%: nothing was changed (a truncated export?)"
+            )
+            return
+        for number, raw in enumerate(source.records(), start=1):
+            await self.record(number, raw, known)
+            if self.progress is not None:
+                self.progress(number, self.report.records)
+            if number % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        await self.record_hashes()
+        # A location pass 1 missed but pass 2 found (the source changed in between) was just synced: keep it.
+        for key in sorted(vanished - self.first_record.keys()):
+            await self.remove(key)
+
+    async def record(self, number: int, raw: object, known: dict[str, str]) -> None:
+        key = _location_key(raw)
+        if key is not None:
+            first = self.first_record.setdefault(key, number)
+            if first != number:
+                self.reject(number, key, f"repeats the location id of record {first}")
+                return
+        try:
+            record = decode_location_record(raw)
+        except ConversionError as exc:  # a wrong shape: msgspec's message names the path
+            self.reject(number, key, exc.rule)
+            return
+        digest = hashlib.sha256(self.context + msgspec.json.encode(record)).hexdigest()
+        if key is not None and known.get(key) == digest:
+            self.report.unchanged += 1
+            return
+        try:
+            saved = await self.save(record)
+        except (ConversionError, store.OwnerConflictError) as exc:
+            self.reject(number, key, str(exc))
+            return
+        if not saved.changes:
+            self.report.unchanged += 1
+        elif saved.changes[0].kind is store.ChangeKind.LOCATION_CREATED:
+            self.report.created += 1
+        else:
+            self.report.updated += 1
+        # After the save: a crash in between costs a conversion next run, never a skipped change.
+        self.pending[saved.location.id.upper()] = digest
+        if len(self.pending) >= _HASH_BATCH:
+            await self.record_hashes()
+
+    async def save(self, record: EvseVOLocation) -> store.Saved:
+        now = self.clock()
+        converted = location_to_ocpi(
+            record,
+            location_id=None,
+            parties=self.parties,
+            default_party=self.default_party,
+            mode=self.mode,
+            now=now,
+        )
+        return await store.save_location(self.session, converted.value, now=now)
+
+    def reject(self, number: int, key: str | None, reason: str) -> None:
+        self.report.rejected += 1
+        if len(self.report.reasons) < MAX_REASONS:
+            where = f"record {number}" if key is None else f"record {number} (location {key})"
+            self.report.reasons.append(f"{where}: {reason}")
+
+    async def record_hashes(self) -> None:
+        await sync_db.upsert(self.session, self.pending, now=self.clock())
+        await self.session.commit()
+        self.pending.clear()
+
+    async def remove(self, key: str) -> None:
+        """Every EVSE of a vanished location REMOVED (OCPI deletes nothing), through the store so that it is
+        pushed; then the sync forgets the location, and a record of it that comes back later updates it."""
+        stored = await locations_db.load(self.session, key)
+        if stored is not None:
+            location = stored.location
+            evses = [msgspec.structs.replace(e, status=ocpi.Status.REMOVED) for e in location.evses or ()]
+            await store.save_location(
+                self.session, msgspec.structs.replace(location, evses=evses or None), now=self.clock()
+            )
+        await sync_db.forget(self.session, [key])
+        await self.session.commit()
+        self.report.removed += 1
+
+
+def _scan(source: Source) -> tuple[set[str], int]:
+    """Pass 1: the location keys the source names, and its number of records."""
+    keys: set[str] = set()
+    count = 0
+    for raw in source.records():
+        count += 1
+        key = _location_key(raw)
+        if key is not None:
+            keys.add(key)
+    return keys, count
+
+
+def _location_key(raw: object) -> str | None:
+    """The key (upper-cased id) of the record's location by the converter's rule, str(uid) else externalId
+    (reference/evsevo-to-ocpi.md §5.2); None when it names none. It only tells records apart before they are
+    converted: the converter still judges whether the id is valid."""
+    if not isinstance(raw, dict):
+        return None
+    for name in ("uid", "externalId"):
+        value = raw.get(name)
+        if value is not None and value != "":
+            return str(value).upper()
+    return None
+
+
+def _context(mode: Mode, parties: list[tuple[str, str]], default_party: tuple[str, str]) -> bytes:
+    """What besides the record decides its conversion, hashed with it: a change of mode or parties, or a new
+    release of the hub (whose conversion may differ), makes every record be converted again once."""
+    version = importlib.metadata.version("ocpi-hub")
+    return f"{version}|{mode}|{sorted(parties)}|{default_party}\n".encode()

@@ -1,0 +1,447 @@
+"""The location sync (issue §4) through the real database: sources, counts, hashes, removals and their limit, the
+command line and the schedule of `ocpi-hub serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar, get
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ocpi_hub import cli
+from ocpi_hub import locations as store
+from ocpi_hub.db import locations as locations_db
+from ocpi_hub.db.engine import create_engine, session_factory
+from ocpi_hub.db.locations import LocationDocument, LocationRow
+from ocpi_hub.db.sync_sources import SyncSource
+from ocpi_hub.evsevo.convert import decode_location_record, location_to_ocpi
+from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.settings import Party, Settings, SettingsError, load_settings
+from ocpi_hub.sync.run import SyncReport, sync
+from tests.conftest import HubFactory
+from tests.servers import serve
+
+Sessions = async_sessionmaker[AsyncSession]
+OUR_PARTY = Party("NL", "OHB", "Test CPO")
+
+
+def evse(location: int, number: int, status: str = "Available", **changes: Any) -> dict[str, Any]:
+    return {
+        "uid": location * 10 + number,
+        "evseId": f"NL*OHB*E{location}*{number}",
+        "status": status,
+        "authorizationMethods": ["RFIDToken"],
+        "updated": "2024-01-01T00:00:00Z",
+        "connectors": [
+            {
+                "uid": 1,
+                "connectorType": "Type2",
+                "electricalProperties": {
+                    "powerType": "AC3Phase",
+                    "voltage": 230,
+                    "amperage": 32,
+                    "maxElectricPower": 22,
+                },
+                "fixedCable": False,
+            }
+        ],
+        **changes,
+    }
+
+
+def record(uid: int, *, status: str = "Available", **changes: Any) -> dict[str, Any]:
+    """A location record of the EvseVO family with two EVSEs, both in `status`."""
+    return {
+        "uid": uid,
+        "externalId": f"EXT-{uid}",
+        "coordinates": {"latitude": 52.37, "longitude": 4.89},
+        "operatorName": "TheNewMotion",
+        "address": {"streetAndNumber": "Damrak 1", "postalCode": "1012 LG", "city": "Amsterdam", "country": "NLD"},
+        "updated": "2024-01-01T00:00:00Z",
+        "evses": [evse(uid, 1, status), evse(uid, 2, status)],
+        **changes,
+    }
+
+
+def write_json(path: Path, records: list[Any]) -> str:
+    path.write_text(json.dumps(records, indent=2))
+    return str(path)
+
+
+def write_ndjson(path: Path, records: list[Any]) -> str:
+    path.write_text("\n\n".join(json.dumps(r) for r in records) + "\n")
+    return str(path)
+
+
+def ticking_clock() -> Callable[[], datetime]:
+    """A second later at every call: any write would show in last_updated or updated_at."""
+    moments: Iterator[datetime] = (datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(10**9))
+    return lambda: next(moments)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, parties=(OUR_PARTY,), http_timeout=2.0)
+
+
+@pytest.fixture
+def run(sessions: Sessions, settings: Settings) -> Callable[..., Awaitable[SyncReport]]:
+    clock = ticking_clock()
+
+    async def run_sync(source: str, **overrides: Any) -> SyncReport:
+        changed = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__}, **overrides})
+        return await sync(sessions, changed, source, clock=clock)
+
+    return run_sync
+
+
+Run = Callable[..., Awaitable[SyncReport]]
+
+
+def counts(report: SyncReport) -> dict[str, int]:
+    fields = ("records", "created", "updated", "unchanged", "rejected", "removed")
+    return {name: getattr(report, name) for name in fields}
+
+
+async def snapshot(sessions: Sessions) -> list[list[tuple[Any, ...]]]:
+    """Everything a sync may write: the location rows and documents, and the sync's own hashes."""
+    async with sessions() as session:
+        queries = [
+            select(LocationRow.key, LocationRow.last_updated, LocationRow.revision).order_by(LocationRow.seq),
+            select(LocationDocument.seq, LocationDocument.body_221).order_by(LocationDocument.seq),
+            select(SyncSource.key, SyncSource.source_hash, SyncSource.updated_at).order_by(SyncSource.key),
+        ]
+        return [[tuple(row) for row in (await session.execute(query)).all()] for query in queries]
+
+
+async def stored(sessions: Sessions, location_id: str) -> ocpi.Location | None:
+    async with sessions() as session:
+        found = await locations_db.load(session, location_id)
+    return None if found is None else found.location
+
+
+async def statuses(sessions: Sessions, location_id: str) -> list[ocpi.Status]:
+    location = await stored(sessions, location_id)
+    assert location is not None
+    return [e.status for e in location.evses or ()]
+
+
+# --- Sources -----------------------------------------------------------------------------------------------------
+
+
+async def test_a_json_array_is_synced_and_an_identical_second_run_writes_nothing(
+    tmp_path: Path, run: Run, sessions: Sessions
+) -> None:
+    source = write_json(tmp_path / "export.json", [record(1), record(2), record(3)])
+    first = await run(source)
+    assert counts(first) == {"records": 3, "created": 3, "updated": 0, "unchanged": 0, "rejected": 0, "removed": 0}
+    assert first.stopped is None
+    assert await statuses(sessions, "1") == [ocpi.Status.AVAILABLE, ocpi.Status.AVAILABLE]
+    before = await snapshot(sessions)
+    assert len(before[2]) == 3
+
+    second = await run(source)
+    assert counts(second) == {"records": 3, "created": 0, "updated": 0, "unchanged": 3, "rejected": 0, "removed": 0}
+    assert await snapshot(sessions) == before
+
+
+async def test_ndjson_is_read_line_by_line_and_hashes_ignore_format_key_order_and_unknown_members(
+    tmp_path: Path, run: Run, sessions: Sessions
+) -> None:
+    records = [record(1), record(2)]
+    assert counts(await run(write_ndjson(tmp_path / "export.ndjson", records)))["created"] == 2
+    before = await snapshot(sessions)
+
+    reordered = [{"roamingSource": "new", **dict(reversed(r.items()))} for r in records]
+    (tmp_path / "export.json").write_text("\ufeff \n" + json.dumps(reordered))  # a BOM and blanks before the array
+    report = await run(str(tmp_path / "export.json"))
+    assert (report.unchanged, report.stopped) == (2, None)
+    assert await snapshot(sessions) == before
+
+
+async def test_a_directory_is_read_file_by_file_in_name_order(tmp_path: Path, run: Run) -> None:
+    write_json(tmp_path / "a.json", [record(1)])
+    write_ndjson(tmp_path / "b.ndjson", [record(2), record(1, status="Occupied")])
+    write_ndjson(tmp_path / "c.jsonl", [record(3)])
+    (tmp_path / "notes.txt").write_text("not a source file")
+    report = await run(str(tmp_path))
+    assert counts(report) == {"records": 4, "created": 3, "updated": 0, "unchanged": 0, "rejected": 1, "removed": 0}
+    assert report.reasons == ["record 3 (location 1): repeats the location id of record 1"]
+
+
+def exporter(body: bytes) -> Callable[[str], Litestar]:
+    @get("/export", media_type="application/json")
+    async def export() -> bytes:
+        return body
+
+    return lambda _base_url: Litestar([export])
+
+
+async def test_an_http_source_is_downloaded_and_synced(run: Run, sessions: Sessions) -> None:
+    async with serve(exporter(json.dumps([record(7)]).encode())) as base_url:
+        report = await run(f"{base_url}/export")
+    assert (report.created, report.stopped) == (1, None)
+    assert await stored(sessions, "7") is not None
+
+
+async def test_an_http_error_stops_the_run_naming_the_url_and_the_status(run: Run, sessions: Sessions) -> None:
+    async with serve(exporter(b"[]")) as base_url:
+        report = await run(f"{base_url}/gone")
+    assert report.stopped == f"{base_url}/gone: HTTP 404 (nothing was changed)"
+    assert await snapshot(sessions) == [[], [], []]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # The first records are fine, but the export was cut off: nothing of it may be written.
+        (json.dumps([record(1), record(2)])[:-200], "not a JSON array of records (parse error: premature EOF)"),
+        (json.dumps(record(1)) + "\n" + json.dumps(record(2))[:-10] + "\n", "line 2 is not JSON"),
+    ],
+)
+async def test_a_source_that_cannot_be_read_to_its_end_changes_nothing(
+    tmp_path: Path, run: Run, sessions: Sessions, content: str, problem: str
+) -> None:
+    (tmp_path / "export.json").write_text(content)
+    report = await run(str(tmp_path / "export.json"))
+    assert report.stopped is not None
+    assert report.stopped.startswith(f"{tmp_path / 'export.json'}: {problem}")
+    assert counts(report)["created"] == 0
+    assert await snapshot(sessions) == [[], [], []]
+
+
+async def test_a_missing_source_stops_the_run(tmp_path: Path, run: Run) -> None:
+    report = await run(str(tmp_path / "nowhere.json"))
+    assert report.stopped == f"{tmp_path / 'nowhere.json'}: no such file or directory (nothing was changed)"
+
+
+# --- Outcomes ----------------------------------------------------------------------------------------------------
+
+
+async def test_a_run_counts_created_updated_unchanged_rejected_and_removed(
+    tmp_path: Path, run: Run, sessions: Sessions
+) -> None:
+    source = tmp_path / "export.json"
+    await run(write_json(source, [record(i) for i in range(1, 21)]))
+    unsupported = {**evse(3, 1), "connectors": [{**evse(3, 1)["connectors"][0], "connectorType": "Avcon"}]}
+    changed = [
+        record(1, status="Occupied"),
+        record(3, evses=[unsupported]),
+        *(record(i) for i in range(4, 20)),
+        record(21),
+        "not an object",
+        record(2),
+    ]
+    report = await run(write_json(source, changed))
+    assert counts(report) == {"records": 21, "created": 1, "updated": 1, "unchanged": 17, "rejected": 2, "removed": 1}
+    assert report.reasons == [
+        "record 2 (location 3): $.evses[0].connectors[0].connectorType: 'Avcon' has no OCPI 2.2.1 ConnectorType",
+        "record 20: Expected `object`, got `str`",
+    ]
+    assert report.stopped is None
+    assert await statuses(sessions, "1") == [ocpi.Status.CHARGING, ocpi.Status.CHARGING]
+    assert await statuses(sessions, "3") == [ocpi.Status.AVAILABLE, ocpi.Status.AVAILABLE]  # kept as it was
+    assert await statuses(sessions, "20") == [ocpi.Status.REMOVED, ocpi.Status.REMOVED]
+
+    # The rejected record kept its old hash, so it is tried again; the rest is unchanged.
+    again = await run(str(source))
+    assert counts(again) == {"records": 21, "created": 0, "updated": 0, "unchanged": 19, "rejected": 2, "removed": 0}
+
+
+async def test_a_vanished_location_is_removed_and_comes_back_as_an_update(
+    tmp_path: Path, run: Run, sessions: Sessions
+) -> None:
+    source = tmp_path / "export.json"
+    await run(write_json(source, [record(1), record(2)]))
+    report = await run(write_json(source, [record(1)]), sync_max_remove_share=0.5)
+    assert (report.removed, report.stopped) == (1, None)
+    assert await statuses(sessions, "2") == [ocpi.Status.REMOVED, ocpi.Status.REMOVED]
+    assert [key for key, _, _ in (await snapshot(sessions))[2]] == ["1"]  # no longer managed
+
+    back = await run(write_json(source, [record(1), record(2)]))
+    assert (back.updated, back.unchanged, back.removed) == (1, 1, 0)
+    assert await statuses(sessions, "2") == [ocpi.Status.AVAILABLE, ocpi.Status.AVAILABLE]
+
+
+async def test_a_run_that_would_remove_too_much_stops_and_changes_nothing(
+    tmp_path: Path, run: Run, sessions: Sessions
+) -> None:
+    source = tmp_path / "export.json"
+    await run(write_json(source, [record(i) for i in range(1, 11)]))
+    before = await snapshot(sessions)
+    truncated = [record(1, status="Occupied"), *(record(i) for i in range(2, 9)), record(11)]
+    report = await run(write_json(source, truncated))
+    assert report.stopped == (
+        "2 of the 10 locations this sync manages are missing from the source, more than the allowed share of 10%: "
+        "nothing was changed (a truncated export?)"
+    )
+    assert counts(report) == {"records": 9, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0, "removed": 0}
+    assert await snapshot(sessions) == before  # not the update of 1 and not the creation of 11 either
+
+    # One missing of ten is within the share.
+    assert (await run(write_json(source, [record(i) for i in range(1, 10)]))).removed == 1
+
+
+async def test_locations_the_sync_did_not_create_are_never_removed(
+    tmp_path: Path, run: Run, sessions: Sessions, settings: Settings
+) -> None:
+    converted = location_to_ocpi(
+        decode_location_record(record(99)),
+        location_id=None,
+        parties=[OUR_PARTY.key],
+        default_party=OUR_PARTY.key,
+        now=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    async with sessions() as session:  # as the internal API would
+        await store.save_location(session, converted.value, now=datetime(2025, 1, 1, tzinfo=UTC))
+    await run(write_json(tmp_path / "export.json", [record(1)]))
+    report = await run(write_json(tmp_path / "export.json", [record(2)]), sync_max_remove_share=1.0)
+    assert (report.created, report.removed) == (1, 1)
+    assert await statuses(sessions, "1") == [ocpi.Status.REMOVED, ocpi.Status.REMOVED]
+    assert await statuses(sessions, "99") == [ocpi.Status.AVAILABLE, ocpi.Status.AVAILABLE]
+
+
+async def test_a_record_of_a_location_owned_by_another_party_is_rejected(tmp_path: Path, run: Run) -> None:
+    other = Party("DE", "ALL", "Allego")
+    await run(write_json(tmp_path / "export.json", [record(1)]))
+    moved = record(1, operatorId="DE-ALL", evses=[evse(1, 1, evseId="DE*ALL*E1*1")])
+    report = await run(write_json(tmp_path / "export.json", [moved]), parties=(OUR_PARTY, other))
+    assert report.rejected == 1
+    assert report.reasons == ["record 1 (location 1): location 1 belongs to NL/OHB: a location id belongs to one party"]
+
+
+async def test_lenient_mode_drops_what_strict_mode_rejects(tmp_path: Path, run: Run, sessions: Sessions) -> None:
+    avcon = {**evse(1, 2)["connectors"][0], "uid": 2, "connectorType": "Avcon"}
+    mixed = record(1, evses=[evse(1, 1, connectors=[*evse(1, 1)["connectors"], avcon])])
+    source = write_json(tmp_path / "export.json", [mixed])
+    assert (await run(source)).rejected == 1
+    assert (await run(source, sync_lenient=True)).created == 1
+    location = await stored(sessions, "1")
+    assert location is not None
+    assert [c.id for e in location.evses or () for c in e.connectors] == ["1"]
+
+
+async def test_progress_is_reported_per_record(tmp_path: Path, sessions: Sessions, settings: Settings) -> None:
+    calls: list[tuple[int, int]] = []
+    source = write_json(tmp_path / "export.json", [record(1), record(2)])
+    await sync(sessions, settings, source, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+
+
+# --- Settings, command line and schedule -------------------------------------------------------------------------
+
+
+def test_sync_settings_have_defaults_and_name_the_variable_when_invalid() -> None:
+    defaults = load_settings({})
+    assert (defaults.sync_source, defaults.sync_interval, defaults.sync_max_remove_share) == (None, 300.0, 0.1)
+    assert defaults.sync_lenient is False
+    given = load_settings(
+        {
+            "OCPI_HUB_SYNC_SOURCE": "/data/export.json",
+            "OCPI_HUB_SYNC_INTERVAL": "60",
+            "OCPI_HUB_SYNC_MAX_REMOVE_SHARE": "0",
+            "OCPI_HUB_SYNC_LENIENT": "true",
+        }
+    )
+    assert (given.sync_source, given.sync_interval, given.sync_max_remove_share, given.sync_lenient) == (
+        "/data/export.json",
+        60.0,
+        0.0,
+        True,
+    )
+    for name, value in [("SYNC_MAX_REMOVE_SHARE", "1.5"), ("SYNC_MAX_REMOVE_SHARE", "nan"), ("SYNC_INTERVAL", "0")]:
+        with pytest.raises(SettingsError, match=f"^OCPI_HUB_{name}: "):
+            load_settings({f"OCPI_HUB_{name}": value})
+
+
+def test_the_sync_command_prints_a_summary_and_fails_when_the_run_stops(
+    tmp_path: Path,
+    database_url: str,
+    sessions: Sessions,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OCPI_HUB_DATABASE_URL", database_url)
+    source = write_json(tmp_path / "export.json", [record(1), {"uid": 2}])
+    assert cli.main(["sync", "--source", source]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        f"sync of {source}: 2 records: 1 created, 0 updated, 0 unchanged, 1 rejected, 0 removed",
+        "rejected: record 2 (location 2): $.address: None is required",
+    ]
+    assert "2/2" in err  # the progress bar
+
+    monkeypatch.setenv("OCPI_HUB_SYNC_SOURCE", str(tmp_path / "empty.json"))
+    (tmp_path / "empty.json").write_text("[]")
+    assert cli.main(["sync"]) == 1  # the only managed location would vanish
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[1].startswith("stopped: 1 of the 1 locations this sync manages are missing")
+
+    async def still_there() -> bool:
+        engine = create_engine(database_url)
+        try:
+            async with session_factory(engine)() as session:
+                found = await locations_db.load(session, "1")
+        finally:
+            await engine.dispose()
+        return found is not None and all(e.status is ocpi.Status.AVAILABLE for e in found.location.evses or ())
+
+    assert asyncio.run(still_there())
+
+
+def test_the_sync_command_needs_a_source(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("OCPI_HUB_SYNC_SOURCE", raising=False)
+    assert cli.main(["sync"]) == 2
+    assert capsys.readouterr().err == "ocpi-hub sync: give --source or set OCPI_HUB_SYNC_SOURCE\n"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 15.0) -> None:
+    """Wait until `check` holds, for at most `seconds`: the schedule runs in the hub's background."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_serve_syncs_at_start_and_then_every_interval_even_after_a_failed_run(
+    tmp_path: Path, hub_factory: HubFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Litestar replaces the root logger's handlers when the hub starts, caplog's among them.
+    logger = logging.getLogger("ocpi_hub.sync")
+    logger.addHandler(caplog.handler)
+    try:
+        await check_the_schedule(tmp_path / "export.json", hub_factory, caplog)
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+async def check_the_schedule(source: Path, hub_factory: HubFactory, caplog: pytest.LogCaptureFixture) -> None:
+    hub = await hub_factory(sync_source=str(source), sync_interval=0.2)
+    assert (await hub.api("POST", "/register", json={"token": "emsp", "status": "REGISTERED"})).status_code == 201
+
+    async def failed_run_logged() -> bool:
+        return any("no such file or directory" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+    await eventually(failed_run_logged)
+
+    def location_status(expected: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            response = await hub.ocpi("GET", "/ocpi/2.2.1/locations/5", "emsp")
+            data = response.json().get("data") if response.status_code == 200 else None
+            return data is not None and [e["status"] for e in data["evses"]] == [expected, expected]
+
+        return check
+
+    write_json(source, [record(5)])
+    await eventually(location_status("AVAILABLE"))
+    write_json(source, [record(5, status="Unavailable")])
+    await eventually(location_status("INOPERATIVE"))
