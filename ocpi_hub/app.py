@@ -18,24 +18,32 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ocpi_hub.api.deps import ModuleList
 from ocpi_hub.api.internal.certificates import CertificateController
 from ocpi_hub.api.internal.chargestations import ChargeStationController
+from ocpi_hub.api.internal.deliveries import DeliveriesController
+from ocpi_hub.api.internal.evsevo import EvseVoController
 from ocpi_hub.api.internal.guard import internal_api_guard
+from ocpi_hub.api.internal.locations import LocationController
 from ocpi_hub.api.internal.partners import PartnersController
 from ocpi_hub.api.internal.tokens import TokenController
 from ocpi_hub.api.ocpi.credentials import CredentialsController
+from ocpi_hub.api.ocpi.locations import LocationsController
 from ocpi_hub.api.ocpi.tokens import TokensController
-from ocpi_hub.api.ocpi.transport import echo_request_ids
+from ocpi_hub.api.ocpi.transport import ReadPath, echo_request_ids
 from ocpi_hub.api.ocpi.versions import version_details, versions
 from ocpi_hub.client import OcpiClient
 from ocpi_hub.db.engine import create_engine, session_factory
+from ocpi_hub.db.freshness import Freshness, ReadCache
 from ocpi_hub.errors import handle_exception
 from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.ocpi.versions import SUPPORTED, InterfaceRole, ModuleID
+from ocpi_hub.push import worker as push
 from ocpi_hub.settings import Settings
+from ocpi_hub.sync.schedule import scheduled_sync
 
 # Every OCPI module the hub serves, with its interface role and controller: version details list exactly these.
 OCPI_MODULES: list[tuple[ModuleID, InterfaceRole, type[Any]]] = [
     (ModuleID.CREDENTIALS, InterfaceRole.SENDER, CredentialsController),
     (ModuleID.TOKENS, InterfaceRole.RECEIVER, TokensController),
+    (ModuleID.LOCATIONS, InterfaceRole.SENDER, LocationsController),
 ]
 
 INTERNAL_CONTROLLERS: list[type[Any]] = [
@@ -43,6 +51,9 @@ INTERNAL_CONTROLLERS: list[type[Any]] = [
     ChargeStationController,
     TokenController,
     CertificateController,
+    LocationController,
+    EvseVoController,
+    DeliveriesController,
 ]
 
 
@@ -66,9 +77,19 @@ def create_app(
         http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
         app.state.sessions = session_factory(engine)
         app.state.client = OcpiClient(http)
+        freshness = Freshness(settings.database_url)
+        app.state.read_path = ReadPath(
+            settings=settings,
+            now=clock,
+            sessions=app.state.sessions,
+            callers=ReadCache(freshness, max_entries=1024),
+            pages=ReadCache(freshness, max_entries=64),  # a page of 50 Locations is about 160 kB
+        )
         try:
-            yield
+            async with push.running(app.state.sessions, settings, transport=transport) as app.state.push:
+                yield
         finally:
+            freshness.close()
             await http.aclose()
             await engine.dispose()
 
@@ -82,6 +103,7 @@ def create_app(
             path=f"/ocpi/{version}",
             route_handlers=[version_details, *(c for _, _, c in OCPI_MODULES)],
             dependencies={"version": _constant(version)},
+            opt={"ocpi_version": version},  # for the ReadPath handlers, which take no dependencies
         )
         for version in SUPPORTED
     ]
@@ -99,7 +121,8 @@ def create_app(
         },
         exception_handlers={Exception: handle_exception},
         before_send=[echo_request_ids],
-        lifespan=[lifespan],
+        # After `lifespan`, which opens the database the scheduled sync writes to; closed before it.
+        lifespan=[lifespan, lambda app: scheduled_sync(app.state.sessions, settings, clock=clock)],
         state=State({"settings": settings}),
         openapi_config=OpenAPIConfig(title="ocpi-hub internal API", version="0.1.0", path="/api/v0/schema"),
     )

@@ -1,4 +1,4 @@
-"""The `ocpi-hub` command: serve | migrate."""
+"""The `ocpi-hub` command: serve | migrate | sync."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="bring the database to the newest schema")
+    sync = commands.add_parser("sync", help="apply migrations, then run one location sync")
+    sync.add_argument("--source", help="file, directory or http(s) URL of records (default: OCPI_HUB_SYNC_SOURCE)")
     args = parser.parse_args(argv)
 
     try:
@@ -28,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
     from ocpi_hub.db.migrate import upgrade
+
+    if args.command == "sync":
+        source: str | None = args.source or settings.sync_source
+        if source is None:
+            print("ocpi-hub sync: give --source or set OCPI_HUB_SYNC_SOURCE", file=sys.stderr)  # noqa: T201
+            return 2
+        from ocpi_hub.sync.command import sync_once
+
+        upgrade(settings.database_url)
+        return sync_once(settings, source)
 
     upgrade(settings.database_url)
     if args.command == "migrate":

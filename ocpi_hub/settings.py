@@ -35,6 +35,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_timeout: float = 10.0
     page_limit: int = 100
     log_level: str = "INFO"
+    # Location pushes (ocpi_hub/push): give up on a delivery after this many attempts or this many seconds.
+    push_max_attempts: int = 10
+    push_max_age: float = 86400.0
+    # Run the push worker in this process; a deployment with several processes on one database runs it in one.
+    push_worker: bool = True
+    # The scheduled location sync (ocpi_hub/sync): a file, directory or http(s) URL of EvseVO location records.
+    sync_source: str | None = None
+    sync_interval: float = 300.0
+    sync_max_remove_share: float = 0.1  # a run that would remove more of the synced locations stops
+    sync_lenient: bool = False
 
     @property
     def default_party(self) -> Party:
@@ -87,6 +97,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         http_timeout=_positive_float("HTTP_TIMEOUT", get("HTTP_TIMEOUT"), defaults.http_timeout),
         page_limit=int(_positive_float("PAGE_LIMIT", get("PAGE_LIMIT"), defaults.page_limit)),
         log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
+        push_max_attempts=int(
+            _positive_float("PUSH_MAX_ATTEMPTS", get("PUSH_MAX_ATTEMPTS"), defaults.push_max_attempts)
+        ),
+        push_max_age=_positive_float("PUSH_MAX_AGE", get("PUSH_MAX_AGE"), defaults.push_max_age),
+        push_worker=_bool("PUSH_WORKER", get("PUSH_WORKER"), default=defaults.push_worker),
+        sync_source=get("SYNC_SOURCE") or None,
+        sync_interval=_positive_float("SYNC_INTERVAL", get("SYNC_INTERVAL"), defaults.sync_interval),
+        sync_max_remove_share=_share(
+            "SYNC_MAX_REMOVE_SHARE", get("SYNC_MAX_REMOVE_SHARE"), defaults.sync_max_remove_share
+        ),
+        sync_lenient=_bool("SYNC_LENIENT", get("SYNC_LENIENT")),
     )
 
 
@@ -122,8 +143,10 @@ def _extra_parties(raw: str | None) -> list[Party]:
     return parties
 
 
-def _bool(name: str, raw: str | None) -> bool:
-    value = (raw or "").strip().lower()
+def _bool(name: str, raw: str | None, *, default: bool = False) -> bool:
+    if raw is None:
+        return default
+    value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
@@ -140,4 +163,16 @@ def _positive_float(name: str, raw: str | None, default: float) -> float:
         value = -1.0
     if value <= 0:
         raise SettingsError(f"{_PREFIX}{name}: {raw!r} must be a positive number")
+    return value
+
+
+def _share(name: str, raw: str | None, default: float) -> float:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:  # also False for NaN
+        raise SettingsError(f"{_PREFIX}{name}: {raw!r} must be a number from 0 to 1")
     return value

@@ -3,7 +3,7 @@
 Importing this package registers every table on `Base.metadata` (alembic compares against it).
 """
 
-from ocpi_hub.db import certificates, chargestations, partners, tokens
+from ocpi_hub.db import certificates, chargestations, deliveries, locations, partners, sync_sources, tokens
 from ocpi_hub.db.base import Base
 
-__all__ = ["Base", "certificates", "chargestations", "partners", "tokens"]
+__all__ = ["Base", "certificates", "chargestations", "deliveries", "locations", "partners", "sync_sources", "tokens"]
