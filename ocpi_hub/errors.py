@@ -50,9 +50,30 @@ class SeedStatus(msgspec.Struct, omit_defaults=True):
     error: str | None = None
 
 
-def ocpi_error_response(http_status: int, status_code: int, message: str) -> Response[bytes]:
+def ocpi_error_response(
+    http_status: int, status_code: int, message: str, headers: dict[str, str] | None = None
+) -> Response[bytes]:
     body = Envelope[None](status_code=status_code, status_message=message, timestamp=utc_now())
-    return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json")
+    return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json", headers=headers)
+
+
+# Configuration modules are not routed (§4.1.5): their answers carry no routing headers, errors included.
+_CONFIGURATION_MODULES = {"credentials", "hubclientinfo"}
+
+
+def _swapped_routing(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """An error on a functional module (/ocpi/{version}/{module}/...) answers with the request's routing headers,
+    from and to swapped, as a success does (§4.1.5)."""
+    parts = request.url.path.strip("/").split("/")
+    if len(parts) < 3 or parts[2] in _CONFIGURATION_MODULES:
+        return {}
+    other = {"from": "to", "to": "from"}
+    return {
+        f"OCPI-{other[side]}-{field}": value
+        for side in ("from", "to")
+        for field in ("country-code", "party-id")
+        if (value := request.headers.get(f"ocpi-{side}-{field}"))
+    }
 
 
 def api_error_response(http_status: int, message: str) -> Response[bytes]:
@@ -83,21 +104,23 @@ def _validation_message(exc: ValidationException) -> str:
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    on_ocpi = request.url.path.startswith("/ocpi")
+    http_status, message = _translate(request, exc)
+    if not request.url.path.startswith("/ocpi"):
+        return api_error_response(http_status, message)
     if isinstance(exc, OcpiError):
-        return ocpi_error_response(exc.http_status, exc.status_code, exc.message)
+        code = exc.status_code
+    else:
+        code = StatusCode.CLIENT_ERROR if http_status < 500 else StatusCode.SERVER_ERROR
+    return ocpi_error_response(http_status, code, message, _swapped_routing(request))
+
+
+def _translate(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str]:
+    """The HTTP status and the message of any exception that reached the boundary."""
     if isinstance(exc, HubError):
-        if on_ocpi:
-            code = StatusCode.CLIENT_ERROR if exc.http_status < 500 else StatusCode.SERVER_ERROR
-            return ocpi_error_response(exc.http_status, code, exc.message)
-        return api_error_response(exc.http_status, exc.message)
+        return exc.http_status, exc.message
+    if isinstance(exc, ValidationException):
+        return exc.status_code, _validation_message(exc)
     if isinstance(exc, HTTPException):
-        message = _validation_message(exc) if isinstance(exc, ValidationException) else exc.detail
-        if on_ocpi:
-            code = StatusCode.CLIENT_ERROR if exc.status_code < 500 else StatusCode.SERVER_ERROR
-            return ocpi_error_response(exc.status_code, code, message)
-        return api_error_response(exc.status_code, message)
+        return exc.status_code, exc.detail
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    if on_ocpi:
-        return ocpi_error_response(500, StatusCode.SERVER_ERROR, "internal server error")
-    return api_error_response(500, "internal server error")
+    return 500, "internal server error"

@@ -85,3 +85,27 @@ async def test_unknown_method_is_405_with_envelope(hub: Hub) -> None:
     response = await hub.ocpi("PATCH", "/ocpi/versions")
     assert response.status_code == 405
     assert response.json()["status_code"] == 2000
+
+
+async def test_errors_on_functional_modules_answer_with_routing_headers_swapped(hub: Hub) -> None:
+    await register_token(hub, "agreed", status="REGISTERED")
+    routing = {
+        "OCPI-from-country-code": "DE",
+        "OCPI-from-party-id": "EMP",
+        "OCPI-to-country-code": "NL",
+        "OCPI-to-party-id": "OHB",
+    }
+    response = await hub.ocpi("GET", "/ocpi/2.2.1/locations/NOPE", "agreed", headers=routing)
+    assert response.status_code == 404
+    assert response.json()["status_code"] == 2003
+    swapped = {k.lower(): v for k, v in response.headers.items() if k.lower().startswith("ocpi-")}
+    assert swapped == {
+        "ocpi-from-country-code": "NL",
+        "ocpi-from-party-id": "OHB",
+        "ocpi-to-country-code": "DE",
+        "ocpi-to-party-id": "EMP",
+    }
+    # Configuration modules are not routed: no routing headers, errors included.
+    response = await hub.ocpi("POST", "/ocpi/2.2.1/credentials", "agreed", json={}, headers=routing)
+    assert response.status_code == 405
+    assert not [k for k in response.headers if k.lower().startswith("ocpi-")]
