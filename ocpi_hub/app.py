@@ -104,6 +104,7 @@ def create_app(
             route_handlers=[version_details, *(c for _, _, c in OCPI_MODULES)],
             dependencies={"version": _constant(version)},
             opt={"ocpi_version": version},  # for the ReadPath handlers, which take no dependencies
+            include_in_schema=False,  # the OpenAPI document describes the internal API; OCPI has its own spec
         )
         for version in SUPPORTED
     ]

@@ -3,8 +3,10 @@ same paths, operation ids, success codes and bodies, and the seed's Status body 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ocpi_hub.app import create_app
 from tests.conftest import Hub
 
 # (method, path, operationId, success status, request body schema, error statuses) of seed 002, plus the two
@@ -116,3 +118,17 @@ async def test_bodies_are_the_seeds_schemas(hub: Hub) -> None:
     assert listed == {"items": {"$ref": "#/components/schemas/Token"}, "type": "array"}
     limit = next(p for p in document["paths"]["/api/v0/token"]["get"]["parameters"] if p["name"] == "limit")
     assert limit["schema"]["maximum"] == 100
+
+
+async def test_every_internal_route_and_no_ocpi_route_is_described(hub: Hub) -> None:
+    described = {(method, path) for path, item in (await schema(hub))["paths"].items() for method in item}
+    app = create_app(hub.settings)
+    routed = {
+        (method.lower(), re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+        for route in app.routes
+        if route.path.startswith("/api/v0/") and not route.path.startswith("/api/v0/schema")
+        for method in set(getattr(route, "methods", ())) - {"HEAD", "OPTIONS"}
+    }
+    assert len(routed) > 20
+    assert routed <= described
+    assert not [path for _, path in described if path.startswith("/ocpi")]

@@ -9,7 +9,7 @@ from ocpi_hub.api.ocpi.transport import Access, AnyRequest, authenticate, envelo
 from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, Version, VersionDetails
 
 
-@get("/ocpi/versions")
+@get("/ocpi/versions", include_in_schema=False)
 async def versions(request: AnyRequest, db: deps.Db, settings: deps.Config, now: deps.Clock) -> object:
     await authenticate(request, db, Access.versions)
     data = [Version(version=v, url=f"{settings.public_url}/ocpi/{v}") for v in SUPPORTED]
