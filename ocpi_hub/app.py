@@ -82,8 +82,9 @@ def create_app(
             settings=settings,
             now=clock,
             sessions=app.state.sessions,
-            callers=ReadCache(freshness, max_entries=1024),
-            pages=ReadCache(freshness, max_entries=64),  # a page of 50 Locations is about 160 kB
+            freshness=freshness,
+            callers=ReadCache(max_entries=1024),
+            pages=ReadCache(max_entries=64),  # a page of 50 Locations is about 160 kB
         )
         try:
             async with push.running(app.state.sessions, settings, transport=transport) as app.state.push:

@@ -43,24 +43,22 @@ class Freshness:
 
 class ReadCache(Generic[K, V]):
     """A bounded map whose entries are valid only while `Freshness.version()` stays what it was when they were
-    read from the database: any commit anywhere empties it, so a cached answer never hides a change from the next
-    request. Without a cheap version (PostgreSQL) it caches nothing."""
+    read from the database: a request asks the version once, and any commit anywhere since empties the map, so a
+    cached answer never hides a change from the next request. Without a version (PostgreSQL) it caches nothing."""
 
-    def __init__(self, freshness: Freshness, *, max_entries: int) -> None:
-        self._freshness = freshness
+    def __init__(self, *, max_entries: int) -> None:
         self._max_entries = max_entries
         self._version: int | None = None
         self._entries: dict[K, V] = {}
 
-    def get(self, key: K) -> tuple[V | None, int | None]:
-        """(the cached value or None, the version to give `put` for a value read from the database now)."""
-        version = self._freshness.version()
+    def get(self, key: K, version: int | None) -> V | None:
         if version != self._version:
             self._entries.clear()
             self._version = version
-        return (None if version is None else self._entries.get(key)), version
+        return None if version is None else self._entries.get(key)
 
     def put(self, key: K, value: V, *, seen: int | None) -> None:
+        """Keep `value`, read from the database after the version `seen` was asked."""
         if seen is None or seen != self._version:
             return  # a commit was seen while we read: the value may already be stale
         if len(self._entries) >= self._max_entries:

@@ -20,7 +20,7 @@ from litestar.params import FromPath
 
 from ocpi_hub import locations as store
 from ocpi_hub.api.ocpi import paging
-from ocpi_hub.api.ocpi.transport import Access, AnyRequest, ReadPath, routing_headers
+from ocpi_hub.api.ocpi.transport import Access, AnyRequest, Caller, ReadPath, routing_headers
 from ocpi_hub.db import locations as stored
 from ocpi_hub.errors import OcpiError
 from ocpi_hub.ocpi import locations as ocpi
@@ -61,8 +61,8 @@ class _Page:
 
 def _addressed_party(request: AnyRequest, settings: Settings) -> tuple[str, str] | None:
     """The one of our parties the request's OCPI-to headers name, or None when they name none."""
-    country_code = request.headers.get("ocpi-to-country-code")
-    party_id = request.headers.get("ocpi-to-party-id")
+    sent = request.headers
+    country_code, party_id = sent.get("ocpi-to-country-code"), sent.get("ocpi-to-party-id")
     if country_code is None and party_id is None:
         return None
     if country_code is None or party_id is None:
@@ -85,18 +85,25 @@ def _version(request: AnyRequest) -> str:
     return version
 
 
+async def _reader(request: AnyRequest) -> tuple[ReadPath, str, int | None, Caller]:
+    """How every handler here starts: the read path, the OCPI version, the database version (asked once, before
+    any read, for the caches) and the authenticated caller."""
+    path = ReadPath.of(request)
+    seen = path.version()
+    return path, _version(request), seen, await path.authenticate(request, Access.functional, seen)
+
+
 class LocationsController(Controller):
     path = "/locations"
 
     @get("/")
     async def list_locations(self, request: AnyRequest) -> Response[bytes]:
-        path, version = ReadPath.of(request), _version(request)
-        caller = await path.authenticate(request, Access.functional)
+        path, version, seen, caller = await _reader(request)
         party = _addressed_party(request, path.settings)
         params = request.query_params
         page = paging.page_request(params, cap=path.settings.page_limit)
         query = stored.PageQuery(page.offset, page.limit, page.date_from, page.date_to, party)
-        cached, seen = path.pages.get(("page", version, query))
+        cached = path.pages.get(("page", version, query), seen)
         if cached is None:
             async with path.sessions() as session:
                 cached = _Page(*await stored.page(session, query, version=version))
@@ -110,38 +117,37 @@ class LocationsController(Controller):
 
     @get("/{location_id:str}")
     async def get_location(self, request: AnyRequest, location_id: FromPath[str]) -> Response[bytes]:
-        path, version = ReadPath.of(request), _version(request)
-        caller = await path.authenticate(request, Access.functional)
-        document = await _document(request, path, version, location_id)
+        path, version, seen, caller = await _reader(request)
+        document = await _document(request, path, version, location_id, seen)
         return _enveloped(document.body, path.now, routing_headers(request, caller, path.settings))
 
     @get("/{location_id:str}/{evse_uid:str}")
     async def get_evse(
         self, request: AnyRequest, location_id: FromPath[str], evse_uid: FromPath[str]
     ) -> Response[bytes]:
-        path, version = ReadPath.of(request), _version(request)
-        caller = await path.authenticate(request, Access.functional)
-        evse = await _evse(request, path, version, location_id, evse_uid)
+        path, version, seen, caller = await _reader(request)
+        evse = await _evse(request, path, version, location_id, evse_uid, seen)
         return _enveloped(ocpi.render(evse), path.now, routing_headers(request, caller, path.settings))
 
     @get("/{location_id:str}/{evse_uid:str}/{connector_id:str}")
     async def get_connector(
         self, request: AnyRequest, location_id: FromPath[str], evse_uid: FromPath[str], connector_id: FromPath[str]
     ) -> Response[bytes]:
-        path, version = ReadPath.of(request), _version(request)
-        caller = await path.authenticate(request, Access.functional)
-        evse = await _evse(request, path, version, location_id, evse_uid)
+        path, version, seen, caller = await _reader(request)
+        evse = await _evse(request, path, version, location_id, evse_uid, seen)
         connector = store.find(evse.connectors, connector_id, lambda c: c.id)
         if connector is None:
             raise _unknown(f"connector {connector_id} of EVSE {evse_uid}")
         return _enveloped(ocpi.render(connector), path.now, routing_headers(request, caller, path.settings))
 
 
-async def _document(request: AnyRequest, path: ReadPath, version: str, location_id: str) -> stored.Document:
+async def _document(
+    request: AnyRequest, path: ReadPath, version: str, location_id: str, seen: int | None
+) -> stored.Document:
     """The Location as served in `version`; 404 when unknown, or not of the party OCPI-to names."""
     party = _addressed_party(request, path.settings)
     key = ("document", version, location_id.upper())
-    document, seen = path.pages.get(key)
+    document = path.pages.get(key, seen)
     if document is None:
         async with path.sessions() as session:
             document = await stored.document(session, location_id, version=version)
@@ -153,9 +159,11 @@ async def _document(request: AnyRequest, path: ReadPath, version: str, location_
     return document
 
 
-async def _evse(request: AnyRequest, path: ReadPath, version: str, location_id: str, evse_uid: str) -> ocpi.EVSE:
+async def _evse(
+    request: AnyRequest, path: ReadPath, version: str, location_id: str, evse_uid: str, seen: int | None
+) -> ocpi.EVSE:
     # Read from the version's own document: an EVSE that 2.2 cannot show is unknown to a 2.2 peer.
-    location = _decode_location((await _document(request, path, version, location_id)).body)
+    location = _decode_location((await _document(request, path, version, location_id, seen)).body)
     evse = store.find(location.evses or (), evse_uid, lambda e: e.uid)
     if evse is None:
         raise _unknown(f"EVSE {evse_uid} at location {location_id}")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 import msgspec
 
@@ -80,7 +80,9 @@ def page_headers(
     headers = {"X-Total-Count": str(total), "X-Limit": str(cap)}
     following = page.offset + returned
     if returned and following < total:
-        filters = {name: params[name] for name in ("date_from", "date_to") if name in params}
-        next_page = urlencode({**filters, "offset": following, "limit": page.limit})
-        headers["Link"] = f'<{url}?{next_page}>; rel="next"'
+        # offset and limit are integers we made; only the filters, as sent, need quoting (a `+` of an offset).
+        filters = "".join(
+            f"{name}={quote(params[name], safe='')}&" for name in ("date_from", "date_to") if name in params
+        )
+        headers["Link"] = f'<{url}?{filters}offset={following}&limit={page.limit}>; rel="next"'
     return headers
