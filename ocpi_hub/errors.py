@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from ocpi_hub.ocpi.common import Envelope, StatusCode, json_encoder, utc_now
 
@@ -48,6 +49,14 @@ class SeedStatus(msgspec.Struct, omit_defaults=True):
 
     status: str
     error: str | None = None
+
+
+def seed_errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI: the seed's Status body on these error statuses (what errors.handle_exception renders)."""
+    return {
+        status: ResponseSpec(SeedStatus, description=HTTPStatus(status).phrase, generate_examples=False)
+        for status in statuses
+    }
 
 
 def ocpi_error_response(

@@ -3,30 +3,20 @@ the station gateway accepts for mutual TLS, by the base64 SHA-256 hash of their 
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Annotated
 
 from cryptography import x509
 from litestar import Controller, MediaType, delete, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
 from ocpi_hub import certificates
 from ocpi_hub.api import deps
 from ocpi_hub.csms import certificate as csms
 from ocpi_hub.db import certificates as stored
-from ocpi_hub.errors import ApiError, SeedStatus
+from ocpi_hub.errors import ApiError, seed_errors
 
 # Standard base64 (44 characters) or its URL-safe form, with or without padding: a `/` cannot be in a path segment.
 CertificateHash = Annotated[str, PathParameter(max_length=64, description="base64 SHA-256 of the DER bytes")]
-
-
-def seed_errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI: the seed's Status body on these error statuses (what errors.handle_exception renders)."""
-    return {
-        status: ResponseSpec(SeedStatus, description=HTTPStatus(status).phrase, generate_examples=False)
-        for status in statuses
-    }
 
 
 def load_certificate(pem: str, field: str) -> x509.Certificate:

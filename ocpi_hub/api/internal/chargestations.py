@@ -12,11 +12,11 @@ from litestar.params import BodyKwarg, JSONBody, PathParameter
 
 from ocpi_hub import certificates
 from ocpi_hub.api import deps
-from ocpi_hub.api.internal.certificates import load_certificate, seed_errors
+from ocpi_hub.api.internal.certificates import load_certificate
 from ocpi_hub.csms import chargestation as csms
 from ocpi_hub.db import chargestations
 from ocpi_hub.db.chargestations import ChargeStation
-from ocpi_hub.errors import ApiError
+from ocpi_hub.errors import ApiError, seed_errors
 
 # The station's OCPP identity, which the gateway sees in the station's URL and basic-auth user name: OCPP 2.0.1's
 # identifierString (at most 48 characters), without the `:` that cannot be in a basic-auth user name.

@@ -11,11 +11,10 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
 from ocpi_hub.api import deps
-from ocpi_hub.api.internal.certificates import seed_errors
 from ocpi_hub.db import deliveries, partners
 from ocpi_hub.db.deliveries import DeliveryState, Listed, Method
 from ocpi_hub.db.partners import Partner, PartnerState
-from ocpi_hub.errors import ApiError
+from ocpi_hub.errors import ApiError, seed_errors
 from ocpi_hub.push import outbox
 
 Offset = Annotated[int, QueryParameter(ge=0)]

@@ -19,7 +19,7 @@ from litestar.params import FromQuery, JSONBody, PathParameter
 
 from ocpi_hub import locations as store
 from ocpi_hub.api import deps
-from ocpi_hub.api.internal.certificates import seed_errors
+from ocpi_hub.errors import seed_errors
 from ocpi_hub.evsevo.convert import ConversionError, Mode, decode_location_record, location_to_ocpi
 from ocpi_hub.settings import Settings
 

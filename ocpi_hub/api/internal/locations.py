@@ -11,9 +11,8 @@ from litestar.params import JSONBody, PathParameter
 
 from ocpi_hub import locations as store
 from ocpi_hub.api import deps
-from ocpi_hub.api.internal.certificates import seed_errors
 from ocpi_hub.csms import location as csms
-from ocpi_hub.errors import ApiError
+from ocpi_hub.errors import ApiError, seed_errors
 from ocpi_hub.evsevo.convert import ConversionError
 from ocpi_hub.ocpi import locations as ocpi
 

@@ -9,10 +9,9 @@ from litestar import Controller, MediaType, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from ocpi_hub.api import deps
-from ocpi_hub.api.internal.certificates import seed_errors
 from ocpi_hub.csms import token as csms
 from ocpi_hub.db import tokens
-from ocpi_hub.errors import ApiError
+from ocpi_hub.errors import ApiError, seed_errors
 from ocpi_hub.ocpi.tokens import TokenKey
 
 # The bounds of the seed's own API description (offset >= 0, 1 <= limit <= 100); 20 is its default page.
