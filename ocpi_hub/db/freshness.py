@@ -4,13 +4,20 @@ SQLite answers that for free: `PRAGMA data_version` on a connection changes when
 process or any other, commits to the database file. Our validator connection only ever reads that pragma, so
 every commit by the hub's writers (its request handlers, the push worker, an `ocpi-hub sync` in another process)
 changes it. The pragma reads the WAL index in shared memory: microseconds, so it is asked on the event loop
-thread itself, once per request, rather than paying a thread hand-off that would cost more than the answer.
+thread itself rather than paying a thread hand-off that would cost more than the answer.
+
+Under load the pragma is still the largest cost of a cached answer (it takes and drops a file lock and the GIL),
+so one answer serves every request the loop runs before its next turn, and no later one. That is exact: a request
+that arrives after the pragma was asked gets a task whose first step the loop schedules after the callback that
+forgets the answer (asyncio and uvloop run `call_soon` callbacks first in, first out), so it asks again and sees
+every commit that completed before it arrived.
 
 PostgreSQL has no such cheap exact signal, so there `version()` is None and callers read the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Generic, TypeVar
 
@@ -28,13 +35,25 @@ class Freshness:
             # Not opened read-only: a read-only connection cannot open a WAL database whose -shm file the last
             # writer removed. It never writes. check_same_thread=False: opened in the lifespan, used by the loop.
             self._connection = sqlite3.connect(url.database, check_same_thread=False, isolation_level=None)
+        self._answer: int | None = None
 
     def version(self) -> int | None:
-        """A number that changes whenever anything was committed; None when the database cannot tell cheaply."""
+        """A number that changes whenever anything was committed; None when the database cannot tell cheaply.
+
+        Call it from the event loop, before reading what it validates."""
         if self._connection is None:
             return None
-        row = self._connection.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        if self._answer is None:
+            self._answer = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+            loop = asyncio.get_running_loop()
+            if loop.get_task_factory() is None:  # an eager task factory would run a new request's first step at once
+                loop.call_soon(self._forget)
+            else:
+                self._forget()
+        return self._answer
+
+    def _forget(self) -> None:
+        self._answer = None
 
     def close(self) -> None:
         if self._connection is not None:
