@@ -3,6 +3,7 @@ request bodies and routing headers."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,13 +39,28 @@ def envelope(
     return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json", headers=headers)
 
 
+class _RequestIds:
+    """Fresh request ids shaped like UUIDs: a random prefix per process and a counter. They need to be unique, not
+    secret, and a uuid4 per request cost 4% of the Locations list's time."""
+
+    def __init__(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]  # 8-4-4-4 hex digits and their dashes
+        self._counter = itertools.count()
+
+    def next(self) -> bytes:
+        return f"{self._prefix}{next(self._counter) % 2**48:012x}".encode()
+
+
+_request_ids = _RequestIds()
+
+
 async def echo_request_ids(message: Message, scope: Scope) -> None:
     """`before_send` hook: X-Request-ID and X-Correlation-ID on every response, errors and 404s included
     (§4.1.4). A caller that sent none gets fresh ones rather than an error."""
     if message["type"] != "http.response.start":
         return
     headers = dict(scope["headers"])
-    request_id = headers.get(b"x-request-id") or str(uuid.uuid4()).encode()
+    request_id = headers.get(b"x-request-id") or _request_ids.next()
     correlation_id = headers.get(b"x-correlation-id") or request_id
     message["headers"] = [
         *message.get("headers", []),
