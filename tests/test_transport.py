@@ -44,6 +44,8 @@ async def test_request_and_correlation_ids_are_echoed_or_generated(hub: Hub) -> 
     assert response.json()["status_code"] == 2000
     assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["x-request-id"])
     assert response.headers["x-correlation-id"] == response.headers["x-request-id"]
+    generated = {(await hub.ocpi("GET", "/ocpi/versions")).headers["x-request-id"] for _ in range(20)}
+    assert len(generated) == 20
 
 
 async def test_versions_list_and_details_with_and_without_trailing_slash(hub: Hub) -> None:
