@@ -367,7 +367,7 @@ _PROFILE_PARTS = [
     ("the rest of the handler", "list_locations (ocpi_hub/api/ocpi/locations.py"),
     ("dependencies (db session, settings, ...)", "resolve_dependencies (litestar/"),
     ("db session cleanup (rollback)", "DependencyCleanupGroup"),
-    ("sending the response", "ASGIResponse.__call__ (litestar/"),
+    ("sending the response", "Answer.__call__ (ocpi_hub/api/ocpi/answers.py"),
     ("Litestar routing, middleware", "Litestar.__call__ (litestar/"),
     ("uvicorn (HTTP parsing)", "httptools_impl.py"),
     ("SQLAlchemy executing statements (greenlets)", "sqlalchemy/"),

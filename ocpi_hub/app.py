@@ -85,6 +85,7 @@ def create_app(
             freshness=freshness,
             callers=ReadCache(max_entries=1024),
             pages=ReadCache(max_entries=64),  # a page of 50 Locations is about 160 kB
+            answers=ReadCache(max_entries=64),  # an answer holds a page and its envelope: up to 2 x 160 kB
         )
         try:
             async with push.running(app.state.sessions, settings, transport=transport) as app.state.push:

@@ -8,6 +8,7 @@ import base64
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ocpi_hub.app import create_app
 from ocpi_hub.db import Base
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.migrate import upgrade
+from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.settings import Party, Settings
 from tests.fake_emsp import FakeEmsp
 from tests.servers import serve
@@ -97,7 +99,7 @@ async def hub_factory(database_url: str, engine: AsyncEngine) -> AsyncIterator[H
     """Start hubs on the test database, over real HTTP; settings can be overridden per test."""
     stack: list[Any] = []
 
-    async def start(**overrides: Any) -> Hub:
+    async def start(clock: Callable[[], datetime] = utc_now, **overrides: Any) -> Hub:
         captured: dict[str, Settings] = {}
 
         def make(base_url: str) -> Any:
@@ -109,7 +111,7 @@ async def hub_factory(database_url: str, engine: AsyncEngine) -> AsyncIterator[H
                 "http_timeout": 2.0,
             } | overrides
             captured["settings"] = Settings(**values)
-            return create_app(captured["settings"])
+            return create_app(captured["settings"], clock=clock)
 
         server = serve(make)
         url = await server.__aenter__()

@@ -28,7 +28,9 @@ EXAMPLES = Path(__file__).parent / "data" / "ocpi-examples" / "2.2.1"
 TWO_PARTIES = (Party("NL", "OHB", "Test CPO"), Party("DE", "ALL", "Test CPO Germany"))
 
 
-async def add_emsp(sessions: async_sessionmaker[AsyncSession], token: str = EMSP_TOKEN) -> None:
+async def add_emsp(
+    sessions: async_sessionmaker[AsyncSession], token: str = EMSP_TOKEN, role: dict[str, Any] = ROLE
+) -> None:
     now = datetime.now(UTC)
     async with sessions() as session:
         session.add(
@@ -36,7 +38,7 @@ async def add_emsp(sessions: async_sessionmaker[AsyncSession], token: str = EMSP
                 state=PartnerState.REGISTERED,
                 initiator=Initiator.PARTNER,
                 token_hash=hash_token(token),
-                roles=[ROLE],
+                roles=[role],
                 endpoints=[],
                 created_at=now,
                 updated_at=now,

@@ -2,7 +2,8 @@
 Location, EVSE or Connector, for registered partners only.
 
 The list is the hot path (eMSPs crawl everything): a page is the envelope around the stored JSON of its
-Locations, joined as bytes, without decoding or encoding an object (see ocpi_hub.db.locations).
+Locations, joined as bytes, without decoding or encoding an object (see ocpi_hub.db.locations), and a whole answer
+is kept for the next request asking the same question until anything is committed (see answers).
 
 Routing headers (§4.1.5): the request's OCPI-to narrows the answer to that one of our parties; OCPI-to naming a
 party we do not run is HTTP 404 (the addressee is unknown here, like a URL's party in §4.1.9); only one of the two
@@ -17,9 +18,10 @@ from datetime import datetime
 import msgspec
 from litestar import Controller, Response, get
 from litestar.params import FromPath
+from litestar.types import ASGIApp
 
 from ocpi_hub import locations as store
-from ocpi_hub.api.ocpi import paging
+from ocpi_hub.api.ocpi import answers, paging
 from ocpi_hub.api.ocpi.transport import Access, AnyRequest, Caller, ReadPath, routing_headers
 from ocpi_hub.db import locations as stored
 from ocpi_hub.errors import OcpiError
@@ -30,33 +32,8 @@ from ocpi_hub.settings import Settings
 _decode_location = msgspec.json.Decoder(ocpi.Location).decode
 
 
-def _envelope(data: bytes, timestamp: bytes) -> bytes:
-    """The success envelope (§4.1.7) around JSON that is already encoded, in the field order of `Envelope`."""
-    return b"".join(
-        (b'{"data":', data, b',"status_code":1000,"status_message":"Success","timestamp":', timestamp, b"}")
-    )
-
-
 def _enveloped(data: bytes, now: Callable[[], datetime], headers: dict[str, str]) -> Response[bytes]:
-    return Response(_envelope(data, json_encoder.encode(now())), media_type="application/json", headers=headers)
-
-
-class _Page:
-    """A page as cached: its counts, its data, and its last envelope, which is reused within the same second (the
-    envelope's timestamp has whole seconds, so it is byte for byte the same) rather than copying 160 kB again."""
-
-    __slots__ = ("_body", "_timestamp", "data", "returned", "total")
-
-    def __init__(self, total: int, bodies: list[bytes]) -> None:
-        self.total, self.returned = total, len(bodies)
-        self.data = b"[" + b",".join(bodies) + b"]"
-        self._timestamp, self._body = b"", b""
-
-    def enveloped(self, now: Callable[[], datetime]) -> bytes:
-        timestamp = json_encoder.encode(now())
-        if timestamp != self._timestamp:
-            self._timestamp, self._body = timestamp, _envelope(self.data, timestamp)
-        return self._body
+    return Response(answers.envelope(data, json_encoder.encode(now())), media_type="application/json", headers=headers)
 
 
 def _addressed_party(request: AnyRequest, settings: Settings) -> tuple[str, str] | None:
@@ -97,23 +74,15 @@ class LocationsController(Controller):
     path = "/locations"
 
     @get("/")
-    async def list_locations(self, request: AnyRequest) -> Response[bytes]:
-        path, version, seen, caller = await _reader(request)
-        party = _addressed_party(request, path.settings)
-        params = request.query_params
-        page = paging.page_request(params, cap=path.settings.page_limit)
-        query = stored.PageQuery(page.offset, page.limit, page.date_from, page.date_to, party)
-        cached = path.pages.get(("page", version, query), seen)
-        if cached is None:
-            async with path.sessions() as session:
-                cached = _Page(*await stored.page(session, query, version=version))
-            path.pages.put(("page", version, query), cached, seen=seen)
-        url = f"{path.settings.public_url}/ocpi/{version}/locations"
-        headers = paging.page_headers(
-            params, page, total=cached.total, returned=cached.returned, cap=path.settings.page_limit, url=url
-        )
-        headers |= routing_headers(request, caller, path.settings)
-        return Response(cached.enveloped(path.now), media_type="application/json", headers=headers)
+    async def list_locations(self, request: AnyRequest) -> ASGIApp:
+        path = ReadPath.of(request)
+        seen = path.version()
+        question = answers.question(request.scope)
+        answer = path.answers.get(question, seen)
+        if answer is None:
+            answer = await _list(request, path, seen)
+            path.answers.put(question, answer, seen=seen)
+        return answer
 
     @get("/{location_id:str}")
     async def get_location(self, request: AnyRequest, location_id: FromPath[str]) -> Response[bytes]:
@@ -139,6 +108,26 @@ class LocationsController(Controller):
         if connector is None:
             raise _unknown(f"connector {connector_id} of EVSE {evse_uid}")
         return _enveloped(ocpi.render(connector), path.now, routing_headers(request, caller, path.settings))
+
+
+async def _list(request: AnyRequest, path: ReadPath, seen: int | None) -> answers.Answer:
+    version = _version(request)
+    caller = await path.authenticate(request, Access.functional, seen)
+    party = _addressed_party(request, path.settings)
+    params = request.query_params
+    page = paging.page_request(params, cap=path.settings.page_limit)
+    query = stored.PageQuery(page.offset, page.limit, page.date_from, page.date_to, party)
+    data = path.pages.get(("page", version, query), seen)
+    if data is None:
+        async with path.sessions() as session:
+            data = answers.Page(*await stored.page(session, query, version=version))
+        path.pages.put(("page", version, query), data, seen=seen)
+    url = f"{path.settings.public_url}/ocpi/{version}/locations"
+    headers = paging.page_headers(
+        params, page, total=data.total, returned=data.returned, cap=path.settings.page_limit, url=url
+    )
+    headers |= routing_headers(request, caller, path.settings)
+    return answers.Answer(data, headers, path.now)
 
 
 async def _document(

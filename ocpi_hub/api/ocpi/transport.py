@@ -116,8 +116,8 @@ class ReadPath:
     """What the read-only hot handlers (the Locations Sender) use, taken from the app rather than injected:
     resolving dependencies per request cost half of the list's throughput (bench/locations_bench.py).
 
-    `callers` and `pages` are exact per-process caches (ocpi_hub.db.freshness): on SQLite any commit, in any
-    process, empties them before the next request reads them; on PostgreSQL they cache nothing.
+    `callers`, `pages` and `answers` are exact per-process caches (ocpi_hub.db.freshness): on SQLite any commit, in
+    any process, empties them before the next request reads them; on PostgreSQL they cache nothing.
     """
 
     settings: Settings
@@ -126,6 +126,7 @@ class ReadPath:
     freshness: Freshness
     callers: ReadCache[tuple[str, ...], Caller]
     pages: ReadCache[tuple[object, ...], Any]
+    answers: ReadCache[tuple[object, ...], Any]
 
     @staticmethod
     def of(request: AnyRequest) -> ReadPath:
