@@ -77,7 +77,7 @@ def create_app(
         http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
         app.state.sessions = session_factory(engine)
         app.state.client = OcpiClient(http)
-        freshness = Freshness(settings.database_url)
+        freshness = Freshness(engine)
         app.state.read_path = ReadPath(
             settings=settings,
             now=clock,
@@ -91,7 +91,7 @@ def create_app(
             async with push.running(app.state.sessions, settings, transport=transport) as app.state.push:
                 yield
         finally:
-            freshness.close()
+            await freshness.close()
             await http.aclose()
             await engine.dispose()
 

@@ -1,69 +1,114 @@
 """Exact validation of per-process read caches: has anything been committed since we last looked?
 
-SQLite answers that for free: `PRAGMA data_version` on a connection changes whenever another connection, in this
-process or any other, commits to the database file. Our validator connection only ever reads that pragma, so
-every commit by the hub's writers (its request handlers, the push worker, an `ocpi-hub sync` in another process)
-changes it. The pragma reads the WAL index in shared memory: microseconds, so it is asked on the event loop
-thread itself rather than paying a thread hand-off that would cost more than the answer.
+Each database answers with a number that every commit changes, made by any connection of any process:
+- SQLite: `PRAGMA data_version` on a connection of our own that never writes. It reads the WAL index in shared
+  memory: microseconds, so it is asked on the event loop thread itself rather than paying a thread hand-off.
+- PostgreSQL: `pg_current_wal_insert_lsn()`, the position where the next WAL record goes, which every commit moves
+  forward. It is conservative (commits to other databases of the same server move it too) and costs a round trip,
+  asked on connections held for it.
+An in-memory SQLite database has no such number: there `version()` is None and nothing is cached.
 
-Under load the pragma is still the largest cost of a cached answer (it takes and drops a file lock and the GIL),
-so one answer serves every request the loop runs before its next turn, and no later one. That is exact: a request
-that arrives after the pragma was asked gets a task whose first step the loop schedules after the callback that
-forgets the answer (asyncio and uvloop run `call_soon` callbacks first in, first out), so it asks again and sees
-every commit that completed before it arrived.
-
-PostgreSQL has no such cheap exact signal, so there `version()` is None and callers read the database.
+Under load even the pragma is the largest cost of a cached answer, so one question serves every request the loop
+runs before its next turn, and no later one. That is exact: the question is asked when the first of those requests
+runs, after all of them arrived; a request that arrives after it was asked gets a task whose first step the loop
+schedules after the callback that forgets the question (asyncio and uvloop run `call_soon` callbacks first in,
+first out), so it asks again and sees every commit that completed before it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from typing import Generic, TypeVar
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 K = TypeVar("K")
 V = TypeVar("V")
 
+log = logging.getLogger(__name__)
+
+_ASK_TIMEOUT = 5.0  # seconds; without an answer the caches are bypassed, never trusted
+_CONNECTIONS = 4  # PostgreSQL: at most this many questions in flight, taken from the engine's pool
+
 
 class Freshness:
-    def __init__(self, database_url: str) -> None:
-        self._connection: sqlite3.Connection | None = None
-        url = make_url(database_url)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sqlite: sqlite3.Connection | None = None
+        self._postgres = engine.url.get_backend_name() == "postgresql"
+        self._held: list[AsyncConnection] = []  # PostgreSQL: the idle connections for questions
+        self._connections_in_use = asyncio.Semaphore(_CONNECTIONS)
+        self._question: asyncio.Future[int | None] | None = None
+        database = engine.url.database
+        if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
             # Not opened read-only: a read-only connection cannot open a WAL database whose -shm file the last
             # writer removed. It never writes. check_same_thread=False: opened in the lifespan, used by the loop.
-            self._connection = sqlite3.connect(url.database, check_same_thread=False, isolation_level=None)
-        self._answer: int | None = None
+            self._sqlite = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
 
-    def version(self) -> int | None:
-        """A number that changes whenever anything was committed; None when the database cannot tell cheaply.
+    async def version(self) -> int | None:
+        """A number that changes whenever anything was committed; None when the database cannot tell.
 
-        Call it from the event loop, before reading what it validates."""
-        if self._connection is None:
-            return None
-        if self._answer is None:
-            self._answer = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        Ask it in a request, before reading what it validates."""
+        question = self._question
+        if question is None:
             loop = asyncio.get_running_loop()
-            if loop.get_task_factory() is None:  # an eager task factory would run a new request's first step at once
-                loop.call_soon(self._forget)
+            if self._sqlite is not None:
+                question = loop.create_future()
+                question.set_result(int(self._sqlite.execute("PRAGMA data_version").fetchone()[0]))
+            elif self._postgres:
+                question = loop.create_task(self._wal_insert_position())
             else:
-                self._forget()
-        return self._answer
+                return None
+            if loop.get_task_factory() is None:  # an eager task factory would run a new request's first step at once
+                self._question = question
+                loop.call_soon(self._forget)
+        # Shielded: a request that goes away must not cancel the question the others of its turn wait for.
+        return await asyncio.shield(question)
 
     def _forget(self) -> None:
-        self._answer = None
+        self._question = None
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+    async def _wal_insert_position(self) -> int | None:
+        # A question waits for no other: with one connection the requests of a turn would wait for the question
+        # of the turn before theirs, and the hub would mostly wait. A few held connections take them in turn.
+        async with self._connections_in_use:
+            connection = self._held.pop() if self._held else None
+            try:
+                if connection is None:
+                    connection = await self._engine.connect()
+                raw = await connection.get_raw_connection()
+                # The driver's connection (asyncpg) directly: outside any transaction, and a fraction of the cost.
+                position: int = await raw.driver_connection.fetchval(  # type: ignore[union-attr]
+                    "SELECT pg_current_wal_insert_lsn()", timeout=_ASK_TIMEOUT
+                )
+            except Exception as exc:  # any failure means "cannot tell": read the database, reconnect next time
+                log.warning("cannot ask PostgreSQL for its WAL position, read caches bypassed: %r", exc)
+                if connection is not None:
+                    await _discard(connection)
+                return None
+            self._held.append(connection)
+            return position
+
+    async def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        while self._held:
+            await self._held.pop().close()
+
+
+async def _discard(connection: AsyncConnection) -> None:
+    try:
+        await connection.invalidate()
+    except Exception:  # the connection is already gone: nothing more to release
+        log.debug("discarding a broken freshness connection failed", exc_info=True)
 
 
 class ReadCache(Generic[K, V]):
     """A bounded map whose entries are valid only while `Freshness.version()` stays what it was when they were
     read from the database: a request asks the version once, and any commit anywhere since empties the map, so a
-    cached answer never hides a change from the next request. Without a version (PostgreSQL) it caches nothing."""
+    cached answer never hides a change from the next request. Without a version it caches nothing."""
 
     def __init__(self, *, max_entries: int) -> None:
         self._max_entries = max_entries

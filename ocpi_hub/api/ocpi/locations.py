@@ -66,7 +66,7 @@ async def _reader(request: AnyRequest) -> tuple[ReadPath, str, int | None, Calle
     """How every handler here starts: the read path, the OCPI version, the database version (asked once, before
     any read, for the caches) and the authenticated caller."""
     path = ReadPath.of(request)
-    seen = path.version()
+    seen = await path.version()
     return path, _version(request), seen, await path.authenticate(request, Access.functional, seen)
 
 
@@ -76,7 +76,7 @@ class LocationsController(Controller):
     @get("/")
     async def list_locations(self, request: AnyRequest) -> ASGIApp:
         path = ReadPath.of(request)
-        seen = path.version()
+        seen = await path.version()
         question = answers.question(request.scope)
         answer = path.answers.get(question, seen)
         if answer is None:

@@ -116,8 +116,8 @@ class ReadPath:
     """What the read-only hot handlers (the Locations Sender) use, taken from the app rather than injected:
     resolving dependencies per request cost half of the list's throughput (bench/locations_bench.py).
 
-    `callers`, `pages` and `answers` are exact per-process caches (ocpi_hub.db.freshness): on SQLite any commit, in
-    any process, empties them before the next request reads them; on PostgreSQL they cache nothing.
+    `callers`, `pages` and `answers` are exact per-process caches (ocpi_hub.db.freshness): any commit, in any
+    process, empties them before the next request reads them.
     """
 
     settings: Settings
@@ -133,9 +133,9 @@ class ReadPath:
         read_path: ReadPath = request.app.state.read_path
         return read_path
 
-    def version(self) -> int | None:
-        """Asked once per request (under load it costs more than the rest of a cache hit), before any read."""
-        return self.freshness.version()
+    async def version(self) -> int | None:
+        """Asked once per request, before any read (see Freshness for what it costs and why it is exact)."""
+        return await self.freshness.version()
 
     async def authenticate(
         self, request: AnyRequest, allowed: Callable[[Partner], bool], version: int | None
