@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 # Constraint names identical on SQLite and PostgreSQL, so that migrations can name them.
@@ -16,6 +18,16 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# INSERT … ON CONFLICT: both databases spell it the same way, each in its dialect's own module.
+UPSERT_DIALECTS = {"postgresql": postgresql, "sqlite": sqlite}
+
+
+def insert_on_conflict(session: AsyncSession, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` (a model or a Table) that takes ON CONFLICT clauses, for the session's database."""
+    statement: postgresql.Insert | sqlite.Insert = UPSERT_DIALECTS[session.get_bind().dialect.name].insert(table)
+    return statement
 
 
 class UtcDateTime(TypeDecorator[datetime]):

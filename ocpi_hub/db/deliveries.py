@@ -36,11 +36,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.base import UPSERT_DIALECTS, Base, UtcDateTime, insert_on_conflict
 from ocpi_hub.db.locations import LocationDocument, LocationRow
 from ocpi_hub.ocpi.versions import VersionNumber
 
@@ -98,14 +97,6 @@ class Pending:
     fields: int
 
 
-# INSERT … ON CONFLICT: both dialects spell it the same way, each in its own module.
-_DIALECTS = {"postgresql": postgresql, "sqlite": sqlite}
-
-
-def _insert(session: AsyncSession) -> Any:
-    return _DIALECTS[session.get_bind().dialect.name].insert(_t)
-
-
 def _coalescing(statement: Any) -> Insert:
     """… ON CONFLICT (pending row of the same object) merge into it: PATCH + PATCH is a PATCH of both field sets,
     anything with a PUT is a PUT. The row keeps its place, its attempts and its schedule."""
@@ -131,7 +122,7 @@ _ADD = {
             location_seq=select(_locations.c.seq).where(_locations.c.key == bindparam("location_key")).scalar_subquery()
         )
     )
-    for name, dialect in _DIALECTS.items()
+    for name, dialect in UPSERT_DIALECTS.items()
 }
 
 
@@ -175,7 +166,9 @@ async def add_every_location(session: AsyncSession, partner_id: int, *, now: dat
     }
     # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT, or its parser reads ON as a join constraint.
     every = select(*values.values()).where(true()).order_by(_locations.c.seq)
-    return _rowcount(await session.execute(_coalescing(_insert(session).from_select(list(values), every))))
+    return _rowcount(
+        await session.execute(_coalescing(insert_on_conflict(session, _t).from_select(list(values), every)))
+    )
 
 
 @dataclass(frozen=True)

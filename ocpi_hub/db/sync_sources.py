@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.base import Base, UtcDateTime, insert_on_conflict
 
 
 class SyncSource(Base):
@@ -41,9 +40,7 @@ async def upsert(session: AsyncSession, source_hashes: Mapping[str, str], *, now
     if not source_hashes:
         return
     rows = [{"key": key, "source_hash": value, "updated_at": now} for key, value in source_hashes.items()]
-    # Both dialects spell ON CONFLICT the same way, each in its own module.
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_table)
+    statement = insert_on_conflict(session, _table)
     excluded = statement.excluded
     await session.execute(
         statement.on_conflict_do_update(
