@@ -9,7 +9,7 @@ from sqlalchemy import String, Text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.base import Base, UtcDateTime, insert_on_conflict
 
 
 class Certificate(Base):
@@ -21,11 +21,19 @@ class Certificate(Base):
 
 
 async def put(session: AsyncSession, certificate_hash: str, pem: str, *, now: datetime) -> None:
-    """Store the certificate; uploading it again changes nothing but the upload time."""
-    row = await session.get(Certificate, certificate_hash) or Certificate(certificate_hash=certificate_hash)
-    row.certificate = pem
-    row.uploaded_at = now
-    session.add(row)
+    """Store the certificate; uploading it again changes nothing but the upload time.
+
+    One INSERT … ON CONFLICT: two first uploads of a certificate at once then both succeed (reading first and
+    inserting when absent let both insert, and one fail on the key)."""
+    statement = insert_on_conflict(session, Certificate).values(
+        certificate_hash=certificate_hash, certificate=pem, uploaded_at=now
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Certificate.certificate_hash],
+            set_={"certificate": statement.excluded.certificate, "uploaded_at": statement.excluded.uploaded_at},
+        )
+    )
     await session.commit()
 
 

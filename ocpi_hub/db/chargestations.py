@@ -4,8 +4,9 @@ asking again replaces the request and makes it Pending again."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.certificates import normalise_hash
 from ocpi_hub.csms import chargestation as csms
-from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.base import Base, UtcDateTime, insert_on_conflict
 
 
 class ChargeStation(Base):
@@ -70,54 +71,68 @@ async def get(session: AsyncSession, cs_id: str) -> ChargeStation | None:
     return await session.get(ChargeStation, cs_id)
 
 
+async def _upsert(
+    session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]], *, keep: tuple[str, ...] = ()
+) -> None:
+    """Insert these rows of `model`, or replace (all but the key and `keep`) those whose primary key is taken, and
+    commit. One INSERT … ON CONFLICT per row: two first writes of a key at once then both succeed, the last one
+    winning (reading first and inserting when absent let both insert, and one fail on the key). Rows go in key
+    order, so that two writers of the same rows lock them in the same order on PostgreSQL (never a deadlock)."""
+    if rows:
+        key = [column.name for column in model.__table__.primary_key]
+        statement = insert_on_conflict(session, model)
+        replaced = {name: statement.excluded[name] for name in rows[0] if name not in (*key, *keep)}
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=key, set_=replaced),
+            sorted(rows, key=lambda row: [row[name] for name in key]),
+        )
+    await session.commit()
+
+
 async def register(session: AsyncSession, cs_id: str, auth: csms.ChargeStationAuth, *, now: datetime) -> None:
     """Register the station, or register it again with new auth details: either way it is Pending (the seed:
     "assume that the charge station has not yet been provisioned"). What was asked of it before stays."""
-    station = await session.get(ChargeStation, cs_id) or ChargeStation(id=cs_id, registered_at=now)
-    station.security_profile = auth.security_profile
-    station.base64_sha256_password = auth.base64_sha256_password
-    station.invalid_username_allowed = auth.invalid_username_allowed
-    station.registration_status = csms.StationRegistrationStatus.PENDING
-    station.updated_at = now
-    session.add(station)
-    await session.commit()
+    station = {
+        "id": cs_id,
+        "security_profile": auth.security_profile,
+        "base64_sha256_password": auth.base64_sha256_password,
+        "invalid_username_allowed": auth.invalid_username_allowed,
+        "registration_status": csms.StationRegistrationStatus.PENDING,
+        "registered_at": now,
+        "updated_at": now,
+    }
+    await _upsert(session, ChargeStation, [station], keep=("registered_at",))  # the first registration's
 
 
 async def reconfigure(session: AsyncSession, cs_id: str, settings: Mapping[str, str], *, now: datetime) -> None:
-    for name, value in settings.items():
-        row = await session.get(ChargeStationSetting, (cs_id, name)) or ChargeStationSetting(cs_id=cs_id, name=name)
-        row.value = value
-        row.status = csms.SettingStatus.PENDING
-        row.updated_at = now
-        session.add(row)
-    await session.commit()
+    rows = [
+        {"cs_id": cs_id, "name": name, "value": value, "status": csms.SettingStatus.PENDING, "updated_at": now}
+        for name, value in settings.items()
+    ]
+    await _upsert(session, ChargeStationSetting, rows)
 
 
 async def install_certificates(
     session: AsyncSession, cs_id: str, certificates: Mapping[str, csms.InstallCertificate], *, now: datetime
 ) -> None:
     """Record certificates by their hash, the PEM already checked (and made canonical) by the caller."""
-    for certificate_hash, item in certificates.items():
-        key = (cs_id, certificate_hash)
-        row = await session.get(ChargeStationCertificate, key) or ChargeStationCertificate(
-            cs_id=cs_id, certificate_hash=certificate_hash
-        )
-        row.type = item.type
-        row.certificate = item.certificate
-        row.status = item.status
-        row.updated_at = now
-        session.add(row)
-    await session.commit()
+    rows = [
+        {
+            "cs_id": cs_id,
+            "certificate_hash": certificate_hash,
+            "type": item.type,
+            "certificate": item.certificate,
+            "status": item.status,
+            "updated_at": now,
+        }
+        for certificate_hash, item in certificates.items()
+    ]
+    await _upsert(session, ChargeStationCertificate, rows)
 
 
 async def trigger(session: AsyncSession, cs_id: str, trigger: csms.TriggerType, *, now: datetime) -> None:
-    row = await session.get(ChargeStationTrigger, (cs_id, trigger)) or ChargeStationTrigger(
-        cs_id=cs_id, trigger=trigger
-    )
-    row.status = csms.TriggerStatus.PENDING
-    row.updated_at = now
-    session.add(row)
-    await session.commit()
+    row = {"cs_id": cs_id, "trigger": trigger, "status": csms.TriggerStatus.PENDING, "updated_at": now}
+    await _upsert(session, ChargeStationTrigger, [row])
 
 
 async def details(

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import JSON, Boolean, Integer, Select, String, UniqueConstraint, select
+from sqlalchemy import JSON, Boolean, ColumnElement, Integer, String, UniqueConstraint, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.base import Base, UtcDateTime, insert_on_conflict
 from ocpi_hub.ocpi import tokens as ocpi
 
 
@@ -55,8 +55,8 @@ def _to_ocpi(row: Token) -> ocpi.Token:
     )
 
 
-def _select(key: ocpi.TokenKey) -> Select[Token]:
-    return select(Token).where(
+def _is(key: ocpi.TokenKey) -> ColumnElement[bool]:
+    return and_(
         Token.country_code == key.country_code.upper(),
         Token.party_id == key.party_id.upper(),
         Token.uid == key.uid,
@@ -65,31 +65,43 @@ def _select(key: ocpi.TokenKey) -> Select[Token]:
 
 
 async def get(session: AsyncSession, key: ocpi.TokenKey) -> ocpi.Token | None:
-    row = (await session.scalars(_select(key))).first()
+    row = (await session.scalars(select(Token).where(_is(key)))).first()
     return _to_ocpi(row) if row else None
 
 
 async def put(session: AsyncSession, token: ocpi.Token) -> bool:
-    """Store the token, replacing the one with its key; True when it is new. Commits."""
-    row = (await session.scalars(_select(ocpi.key_of(token)))).first()
-    created = row is None
-    if row is None:
-        row = Token()
-        session.add(row)
-    row.country_code = token.country_code.upper()
-    row.party_id = token.party_id.upper()
-    row.uid = token.uid
-    row.type = token.type
-    row.contract_id = token.contract_id
-    row.visual_number = token.visual_number
-    row.issuer = token.issuer
-    row.group_id = token.group_id
-    row.valid = token.valid
-    row.whitelist = token.whitelist
-    row.language = token.language
-    row.default_profile_type = token.default_profile_type
-    row.energy_contract = msgspec.to_builtins(token.energy_contract) if token.energy_contract else None
-    row.last_updated = token.last_updated
+    """Store the token, replacing the one with its key; True when it is new. Commits.
+
+    Insert unless the key is taken, then replace: two first PUTs of a token at once both succeed, one creating it
+    and the other replacing it (reading first and inserting when absent let both insert, and one fail on the
+    unique key). The database decides which insert is first: a PostgreSQL insert waits for a concurrent one of
+    the same key to commit; SQLite has one writer at a time."""
+    values = {
+        "country_code": token.country_code.upper(),
+        "party_id": token.party_id.upper(),
+        "uid": token.uid,
+        "type": token.type,
+        "contract_id": token.contract_id,
+        "visual_number": token.visual_number,
+        "issuer": token.issuer,
+        "group_id": token.group_id,
+        "valid": token.valid,
+        "whitelist": token.whitelist,
+        "language": token.language,
+        "default_profile_type": token.default_profile_type,
+        "energy_contract": msgspec.to_builtins(token.energy_contract) if token.energy_contract else None,
+        "last_updated": token.last_updated,
+    }
+    insert = (
+        insert_on_conflict(session, Token)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[Token.country_code, Token.party_id, Token.uid, Token.type])
+        .returning(Token.id)
+    )
+    created = (await session.execute(insert)).first() is not None
+    if not created:
+        # An update, not a delete and insert: the token keeps its id, and so its place in lists.
+        await session.execute(update(Token).where(_is(ocpi.key_of(token))).values(values))
     await session.commit()
     return created
 

@@ -1,0 +1,99 @@
+"""Concurrent first writes of one key: every one succeeds (last writer wins), none is a 500 from the unique key, and
+one object is stored with the values of one of the writes. Fired at once over real HTTP, so that the hub runs them
+interleaved the way concurrent clients would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ocpi_hub.db import certificates, chargestations, tokens
+from tests.conftest import Hub
+from tests.test_internal_certificates import self_signed
+from tests.test_internal_chargestations import PASSWORD_HASH, register
+from tests.test_internal_tokens import SEED_TOKEN
+from tests.test_ocpi_tokens import RFID, add_partner, put
+
+WRITERS = 16
+
+
+async def at_once(calls: list[Awaitable[httpx.Response]], *statuses: int) -> list[httpx.Response]:
+    responses = await asyncio.gather(*calls)
+    for response in responses:
+        assert response.status_code in statuses, response.text
+    return list(responses)
+
+
+async def stored(sessions: async_sessionmaker[AsyncSession], model: Any) -> list[Any]:
+    async with sessions() as session:
+        return list(await session.scalars(select(model)))
+
+
+async def test_ocpi_put_of_a_new_token(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    await add_partner(sessions)  # the eMSP DE/EMP
+    contracts = [f"DE8ACC12E46L{i:02}" for i in range(WRITERS)]
+    responses = await at_once([put(hub, {**RFID, "contract_id": c}) for c in contracts], 200, 201)
+    # The token is new to exactly one of them; the others replaced it.
+    assert sorted(r.status_code for r in responses) == [200] * (WRITERS - 1) + [201]
+    assert all(r.json()["status_code"] == 1000 for r in responses)
+    [row] = await stored(sessions, tokens.Token)
+    assert row.contract_id in contracts
+
+
+async def test_set_token_of_a_new_token(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    contracts = [f"contract-{i}" for i in range(WRITERS)]
+    await at_once([hub.api("POST", "/token", json={**SEED_TOKEN, "contractId": c}) for c in contracts], 201)
+    [row] = await stored(sessions, tokens.Token)
+    assert row.contract_id in contracts
+
+
+async def test_register_a_new_charge_station(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    bodies = [{"securityProfile": i % 3, "base64SHA256Password": PASSWORD_HASH} for i in range(WRITERS)]
+    await at_once([hub.api("POST", "/cs/cs001", json=body) for body in bodies], 201)
+    [row] = await stored(sessions, chargestations.ChargeStation)
+    assert row.security_profile in {0, 1, 2}
+    assert row.registration_status == "Pending"
+
+
+async def test_reconfigure_new_settings(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    await register(hub)
+    writes = [{"a/x": f"v{i}", "b/y": f"v{i}", "c/z": f"v{i}"} for i in range(WRITERS)]
+    await at_once([hub.api("POST", "/cs/cs001/reconfigure", json=settings) for settings in writes], 200)
+    rows = await stored(sessions, chargestations.ChargeStationSetting)
+    assert sorted(r.name for r in rows) == ["a/x", "b/y", "c/z"]
+    # Each request is one transaction: the settings are those of one of them, not a mix.
+    assert len({r.value for r in rows}) == 1
+    assert rows[0].value in {f"v{i}" for i in range(WRITERS)}
+    assert {r.status for r in rows} == {"Pending"}
+
+
+async def test_install_a_new_certificate(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    await register(hub)
+    pem, der_hash = self_signed()
+    types = ["V2G", "MO", "MF", "CSMS"]
+    bodies = [{"certificates": [{"type": types[i % 4], "certificate": pem}]} for i in range(WRITERS)]
+    await at_once([hub.api("POST", "/cs/cs001/certificates", json=body) for body in bodies], 200)
+    [row] = await stored(sessions, chargestations.ChargeStationCertificate)
+    assert (row.certificate_hash, row.status) == (der_hash, "Pending")
+    assert row.type in types
+
+
+async def test_trigger_a_new_trigger(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    await register(hub)
+    body = {"trigger": "BootNotification"}
+    await at_once([hub.api("POST", "/cs/cs001/trigger", json=body) for _ in range(WRITERS)], 200)
+    [row] = await stored(sessions, chargestations.ChargeStationTrigger)
+    assert (row.trigger, row.status) == ("BootNotification", "Pending")
+
+
+async def test_upload_a_new_certificate(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    pem, der_hash = self_signed()
+    await at_once([hub.api("POST", "/certificate", json={"certificate": pem}) for _ in range(WRITERS)], 201)
+    [row] = await stored(sessions, certificates.Certificate)
+    assert row.certificate_hash == der_hash
+    assert (await hub.api("GET", f"/certificate/{der_hash.replace('/', '_')}")).json() == {"certificate": pem}
