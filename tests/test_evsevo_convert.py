@@ -18,6 +18,7 @@ from ocpi_hub.evsevo.convert import (
     decode_location_record,
     evse_to_ocpi,
     location_to_ocpi,
+    said_location_id,
 )
 from ocpi_hub.evsevo.models import EvseVO
 from ocpi_hub.ocpi import locations as ocpi
@@ -982,3 +983,20 @@ def test_any_location_record_gives_a_valid_location_or_a_conversion_error(
         return
     assert ocpi.checked(result.value) == result.value
     assert all(isinstance(w, str) for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        ({"uid": 7001, "externalId": "X"}, "7001"),
+        ({"uid": "", "externalId": "OHB-1"}, "OHB-1"),
+        ({"uid": None, "externalId": 12}, "12"),
+        ({"uid": True}, None),
+        ({"uid": {"nested": 1}}, None),
+        ({}, None),
+        ("not a record", None),
+    ],
+)
+def test_the_id_a_raw_record_gives_itself(raw: object, said: str | None) -> None:
+    """Before decoding (to name a rejected record, and to tell the sync's records apart): uid, else externalId."""
+    assert said_location_id(raw) == said

@@ -615,6 +615,16 @@ def verified(obj: S) -> S:
 # --- Public API --------------------------------------------------------------------------------------------------
 
 
+def said_location_id(raw: object) -> str | None:
+    """The id a location record gives itself before it is decoded (str(uid), else externalId: the rule of
+    `_location_id`), for telling records apart and naming a rejected one; None when it names none. Whether the id
+    is valid is for the conversion to judge."""
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get("uid") if _present(raw.get("uid")) else raw.get("externalId")
+    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) and _present(value) else None
+
+
 def evse_to_ocpi(
     evse: EvseVO,
     *,

@@ -26,7 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ocpi_hub import locations as store
 from ocpi_hub.db import locations as locations_db
 from ocpi_hub.db import sync_sources as sync_db
-from ocpi_hub.evsevo.convert import ConversionError, Mode, decode_location_record, location_to_ocpi
+from ocpi_hub.evsevo.convert import (
+    ConversionError,
+    Mode,
+    decode_location_record,
+    location_to_ocpi,
+    said_location_id,
+)
 from ocpi_hub.evsevo.models import EvseVOLocation
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi.common import utc_now
@@ -218,16 +224,9 @@ def _scan(source: Source) -> tuple[set[str], int]:
 
 
 def _location_key(raw: object) -> str | None:
-    """The key (upper-cased id) of the record's location by the converter's rule, str(uid) else externalId
-    (reference/evsevo-to-ocpi.md §5.2); None when it names none. It only tells records apart before they are
-    converted: the converter still judges whether the id is valid."""
-    if not isinstance(raw, dict):
-        return None
-    for name in ("uid", "externalId"):
-        value = raw.get(name)
-        if value is not None and value != "":
-            return str(value).upper()
-    return None
+    """The key (upper-cased id: ids are CiStrings) of the record's location, before it is converted."""
+    said = said_location_id(raw)
+    return None if said is None else said.upper()
 
 
 def _context(mode: Mode, parties: list[tuple[str, str]], default_party: tuple[str, str]) -> bytes:

@@ -20,7 +20,13 @@ from litestar.params import FromQuery, JSONBody, PathParameter
 from ocpi_hub import locations as store
 from ocpi_hub.api import deps
 from ocpi_hub.errors import seed_errors
-from ocpi_hub.evsevo.convert import ConversionError, Mode, decode_location_record, location_to_ocpi
+from ocpi_hub.evsevo.convert import (
+    ConversionError,
+    Mode,
+    decode_location_record,
+    location_to_ocpi,
+    said_location_id,
+)
 from ocpi_hub.settings import Settings
 
 # The path parameter is named like the seed's (noqa: N803 below), because Litestar names it in its 400 messages.
@@ -88,7 +94,7 @@ async def _ingest(
     try:
         record = decode_location_record(raw)
     except ConversionError as exc:  # a wrong shape: msgspec's message says where
-        return _rejected(location_id or _said_id(raw), _shape_error(exc.rule, raw))
+        return _rejected(location_id or said_location_id(raw), _shape_error(exc.rule, raw))
     try:
         converted = location_to_ocpi(
             record,
@@ -99,7 +105,7 @@ async def _ingest(
             now=moment,
         )
     except ConversionError as exc:
-        return _rejected(location_id or _said_id(raw), RecordError(exc.path, exc.value, exc.rule))
+        return _rejected(location_id or said_location_id(raw), RecordError(exc.path, exc.value, exc.rule))
     location, warnings = converted.value, list(converted.warnings)
     try:
         saved = await store.save_location(db, location, now=moment)
@@ -117,14 +123,6 @@ async def _ingest(
 
 def _rejected(record_id: str | None, error: RecordError) -> Report:
     return Report(id=record_id, outcome=Outcome.REJECTED, errors=[error], warnings=[])
-
-
-def _said_id(raw: Any) -> str | None:
-    """The id a record that could not be converted gives itself (uid, else externalId), for its report."""
-    if not isinstance(raw, dict):
-        return None
-    value = raw.get("uid") if raw.get("uid") not in (None, "") else raw.get("externalId")
-    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
 
 
 # msgspec's validation message: "<rule> - at `<path>`", without the suffix when the record itself is wrong.
