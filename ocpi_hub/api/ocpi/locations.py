@@ -111,6 +111,7 @@ class LocationsController(Controller):
 
 
 async def _list(request: AnyRequest, path: ReadPath, seen: int | None) -> answers.Answer:
+    """The list's answer when none is kept: the caller, the addressed party, the page and its headers."""
     version = _version(request)
     caller = await path.authenticate(request, Access.functional, seen)
     party = _addressed_party(request, path.settings)
