@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 import pycountry
@@ -154,25 +155,21 @@ def _bool(name: str, raw: str | None, *, default: bool = False) -> bool:
     raise SettingsError(f"{_PREFIX}{name}: {raw!r} is not a boolean (true/false)")
 
 
-def _positive_float(name: str, raw: str | None, default: float) -> float:
+def _number(name: str, raw: str | None, default: float, valid: Callable[[float], bool], rule: str) -> float:
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise SettingsError(f"{_PREFIX}{name}: {raw!r} must be a positive number")
+        value = math.nan  # valid for no rule
+    if not valid(value):
+        raise SettingsError(f"{_PREFIX}{name}: {raw!r} {rule}")
     return value
+
+
+def _positive_float(name: str, raw: str | None, default: float) -> float:
+    return _number(name, raw, default, lambda value: value > 0, "must be a positive number")
 
 
 def _share(name: str, raw: str | None, default: float) -> float:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:  # also False for NaN
-        raise SettingsError(f"{_PREFIX}{name}: {raw!r} must be a number from 0 to 1")
-    return value
+    return _number(name, raw, default, lambda value: 0 <= value <= 1, "must be a number from 0 to 1")

@@ -6,12 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.db import tokens as tables
 from tests.conftest import Hub
-from tests.test_ocpi_tokens import APP_USER, BASE, EMSP_TOKEN, RFID, add_partner, put
+from tests.test_ocpi_tokens import APP_USER, BASE, EMSP_TOKEN, RFID, add_partner, count, put
 from tests.test_transport import UTC_Z
 
 # The seed's example body.
@@ -39,11 +37,6 @@ def token(uid: str, **changes: Any) -> dict[str, Any]:
 async def emsp_partner(sessions: async_sessionmaker[AsyncSession]) -> None:
     """A registered eMSP with the role DE/EMP, presenting EMSP_TOKEN."""
     await add_partner(sessions)
-
-
-async def count(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        return (await session.scalar(select(func.count()).select_from(tables.Token))) or 0
 
 
 async def set_token(hub: Hub, body: dict[str, Any]) -> None:

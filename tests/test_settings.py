@@ -46,6 +46,7 @@ def test_several_parties_and_normalisation() -> None:
         ({"OCPI_HUB_ALLOW_PRIVATE_PARTNER_URLS": "maybe"}, "ALLOW_PRIVATE_PARTNER_URLS"),
         ({"OCPI_HUB_HTTP_TIMEOUT": "-1"}, "OCPI_HUB_HTTP_TIMEOUT"),
         ({"OCPI_HUB_PAGE_LIMIT": "many"}, "OCPI_HUB_PAGE_LIMIT"),
+        ({"OCPI_HUB_SYNC_MAX_REMOVE_SHARE": "half"}, "OCPI_HUB_SYNC_MAX_REMOVE_SHARE: 'half' must be a number"),
     ],
 )
 def test_bad_values_name_the_variable(environ: dict[str, str], named: str) -> None:
