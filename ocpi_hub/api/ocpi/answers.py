@@ -62,15 +62,15 @@ class Page:
 class Answer:
     """A 200 answer with `page` as its data and `headers`, sent as an ASGI app."""
 
-    __slots__ = ("_headers", "_now", "page")
+    __slots__ = ("_headers", "_now", "_page")
 
     def __init__(self, page: Page, headers: dict[str, str], now: Callable[[], datetime]) -> None:
-        self.page, self._now = page, now
+        self._page, self._now = page, now
         self._headers = [(b"content-type", b"application/json")]
         self._headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = self.page.enveloped(self._now)
+        body = self._page.enveloped(self._now)
         headers = [*self._headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
