@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
 import msgspec
+import msgspec.inspect
 import pycountry
+from msgspec import Meta
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class SettingsError(ValueError):
@@ -27,24 +31,33 @@ class Party(msgspec.Struct, frozen=True):
         return (self.country_code, self.party_id)
 
 
+PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+Share = Annotated[float, Meta(ge=0, le=1)]
+# The levels both `logging` and uvicorn's `log_level` (given in lower case) understand.
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Each field is read from OCPI_HUB_<FIELD NAME IN UPPER CASE>; `parties` from the party variables."""
+
     database_url: str = "sqlite+aiosqlite:///ocpi-hub.db"
     public_url: str = "http://127.0.0.1:8000"
     parties: tuple[Party, ...] = (Party("NL", "OHB", "ocpi-hub CPO"),)
     admin_token: str | None = None
     allow_private_partner_urls: bool = False
-    http_timeout: float = 10.0
-    page_limit: int = 100
-    log_level: str = "INFO"
+    http_timeout: PositiveFloat = 10.0
+    page_limit: PositiveInt = 100
+    log_level: LogLevel = "INFO"
     # Location pushes (ocpi_hub/push): give up on a delivery after this many attempts or this many seconds.
-    push_max_attempts: int = 10
-    push_max_age: float = 86400.0
+    push_max_attempts: PositiveInt = 10
+    push_max_age: PositiveFloat = 86400.0
     # Run the push worker in this process; a deployment with several processes on one database runs it in one.
     push_worker: bool = True
     # The scheduled location sync (ocpi_hub/sync): a file, directory or http(s) URL of EvseVO location records.
     sync_source: str | None = None
-    sync_interval: float = 300.0
-    sync_max_remove_share: float = 0.1  # a run that would remove more of the synced locations stops
+    sync_interval: PositiveFloat = 300.0
+    sync_max_remove_share: Share = 0.1  # a run that would remove more of the synced locations stops
     sync_lenient: bool = False
 
     @property
@@ -61,55 +74,109 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _PREFIX = "OCPI_HUB_"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+# Unlike other settings, an empty boolean is a value (false) rather than "unset".
+_BOOLEANS = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off", ""), False)}
+_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql")  # db/engine.py adds asyncpg to the last
+
+
+def _field_types() -> dict[str, msgspec.inspect.Type]:
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {field.name: field.type for field in info.fields if field.name != "parties"}
+
+
+_FIELD_TYPES = _field_types()
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Build Settings from an environment mapping; unset variables keep the documented defaults."""
-    defaults = Settings()
+    """Build Settings from an environment mapping; unset or empty variables keep the defaults."""
+    values: dict[str, object] = {"parties": _parties(environ)}
+    for name, kind in _FIELD_TYPES.items():
+        raw = environ.get(_PREFIX + name.upper())
+        if raw is None or (raw == "" and not isinstance(kind, msgspec.inspect.BoolType)):
+            continue
+        check = _CHECKS.get(name)
+        values[name] = check(raw) if check else _prepare(raw, kind)
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, environ) from None
 
-    def get(name: str) -> str | None:
-        return environ.get(_PREFIX + name)
 
-    default = defaults.default_party
-    first = _party(
-        get("COUNTRY_CODE") or default.country_code,
-        get("PARTY_ID") or default.party_id,
-        get("BUSINESS_NAME") or default.business_name,
-        "OCPI_HUB_COUNTRY_CODE / OCPI_HUB_PARTY_ID",
-    )
-    parties = [first, *_extra_parties(get("EXTRA_PARTIES"))]
-    if len({p.key for p in parties}) != len(parties):
-        raise SettingsError("OCPI_HUB_EXTRA_PARTIES: each (country_code, party_id) may appear only once")
+def _prepare(raw: str, kind: msgspec.inspect.Type) -> object:
+    """Take the spellings an operator may use that msgspec's lax conversion does not (yes/no, any case, spaces)."""
+    if isinstance(kind, msgspec.inspect.BoolType):
+        return _BOOLEANS.get(raw.strip().lower(), raw)
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return next((v for v in kind.values if str(v).casefold() == raw.strip().casefold()), raw)
+    if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        return raw.strip()
+    return raw
 
-    public_url = (get("PUBLIC_URL") or defaults.public_url).rstrip("/")
+
+def _explain(exc: msgspec.ValidationError, environ: Mapping[str, str]) -> SettingsError:
+    found = re.search(r"at `\$\.(\w+)`", str(exc))
+    if found is None or found[1] not in _FIELD_TYPES:
+        return SettingsError(f"settings: {exc}")
+    variable = _PREFIX + found[1].upper()
+    return SettingsError(f"{variable}: {environ[variable]!r} must be {_rule(_FIELD_TYPES[found[1]])}")
+
+
+def _rule(kind: msgspec.inspect.Type) -> str:
+    """The constraint of a setting's type, in words."""
+    if isinstance(kind, msgspec.inspect.BoolType):
+        return "a boolean: 1/true/yes/on or 0/false/no/off"
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return "one of " + ", ".join(map(str, kind.values))
+    if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        noun = "a whole number" if isinstance(kind, msgspec.inspect.IntType) else "a number"
+        if kind.ge is not None and kind.le is not None:
+            return f"{noun} from {kind.ge} to {kind.le}"
+        limits = [("> ", kind.gt), (">= ", kind.ge), ("< ", kind.lt), ("<= ", kind.le)]
+        return " ".join([noun, *(f"{op}{limit}" for op, limit in limits if limit is not None)])
+    return f"a {kind}"
+
+
+def _public_url(raw: str) -> str:
+    public_url = raw.rstrip("/")
     if not re.match(r"^https?://[^/]+", public_url):
         raise SettingsError(f"OCPI_HUB_PUBLIC_URL: {public_url!r} must be an http(s) URL")
     if public_url.endswith("/ocpi"):
         raise SettingsError("OCPI_HUB_PUBLIC_URL: give the base URL without /ocpi")
+    return public_url
 
-    return Settings(
-        database_url=get("DATABASE_URL") or defaults.database_url,
-        public_url=public_url,
-        parties=tuple(parties),
-        admin_token=get("ADMIN_TOKEN") or None,
-        allow_private_partner_urls=_bool("ALLOW_PRIVATE_PARTNER_URLS", get("ALLOW_PRIVATE_PARTNER_URLS")),
-        http_timeout=_positive_float("HTTP_TIMEOUT", get("HTTP_TIMEOUT"), defaults.http_timeout),
-        page_limit=int(_positive_float("PAGE_LIMIT", get("PAGE_LIMIT"), defaults.page_limit)),
-        log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
-        push_max_attempts=int(
-            _positive_float("PUSH_MAX_ATTEMPTS", get("PUSH_MAX_ATTEMPTS"), defaults.push_max_attempts)
-        ),
-        push_max_age=_positive_float("PUSH_MAX_AGE", get("PUSH_MAX_AGE"), defaults.push_max_age),
-        push_worker=_bool("PUSH_WORKER", get("PUSH_WORKER"), default=defaults.push_worker),
-        sync_source=get("SYNC_SOURCE") or None,
-        sync_interval=_positive_float("SYNC_INTERVAL", get("SYNC_INTERVAL"), defaults.sync_interval),
-        sync_max_remove_share=_share(
-            "SYNC_MAX_REMOVE_SHARE", get("SYNC_MAX_REMOVE_SHARE"), defaults.sync_max_remove_share
-        ),
-        sync_lenient=_bool("SYNC_LENIENT", get("SYNC_LENIENT")),
+
+def _database_url(raw: str) -> str:
+    # The value is never repeated in a message: it usually holds the database password.
+    try:
+        driver = make_url(raw).drivername
+    except (ArgumentError, ValueError):
+        raise SettingsError(
+            "OCPI_HUB_DATABASE_URL: not a database URL (such as sqlite+aiosqlite:///ocpi-hub.db "
+            "or postgresql://user:password@host/name)"
+        ) from None
+    if driver not in _DATABASE_DRIVERS:
+        raise SettingsError(
+            f"OCPI_HUB_DATABASE_URL: the backend {driver!r} is not supported; use {', '.join(_DATABASE_DRIVERS)}"
+        )
+    return raw
+
+
+_CHECKS = {"public_url": _public_url, "database_url": _database_url}
+
+
+def _parties(environ: Mapping[str, str]) -> tuple[Party, ...]:
+    default = Settings().default_party
+    first = _party(
+        environ.get(_PREFIX + "COUNTRY_CODE") or default.country_code,
+        environ.get(_PREFIX + "PARTY_ID") or default.party_id,
+        environ.get(_PREFIX + "BUSINESS_NAME") or default.business_name,
+        "OCPI_HUB_COUNTRY_CODE / OCPI_HUB_PARTY_ID",
     )
+    parties = (first, *_extra_parties(environ.get(_PREFIX + "EXTRA_PARTIES")))
+    if len({p.key for p in parties}) != len(parties):
+        raise SettingsError("OCPI_HUB_EXTRA_PARTIES: each (country_code, party_id) may appear only once")
+    return parties
 
 
 def _party(country_code: str, party_id: str, business_name: str, where: str) -> Party:
@@ -142,34 +209,3 @@ def _extra_parties(raw: str | None) -> list[Party]:
             raise SettingsError(f"{where}: needs string country_code, party_id and business_name")
         parties.append(_party(item["country_code"], item["party_id"], item["business_name"], where))
     return parties
-
-
-def _bool(name: str, raw: str | None, *, default: bool = False) -> bool:
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"{_PREFIX}{name}: {raw!r} is not a boolean (true/false)")
-
-
-def _number(name: str, raw: str | None, default: float, valid: Callable[[float], bool], rule: str) -> float:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan  # valid for no rule
-    if not valid(value):
-        raise SettingsError(f"{_PREFIX}{name}: {raw!r} {rule}")
-    return value
-
-
-def _positive_float(name: str, raw: str | None, default: float) -> float:
-    return _number(name, raw, default, lambda value: value > 0, "must be a positive number")
-
-
-def _share(name: str, raw: str | None, default: float) -> float:
-    return _number(name, raw, default, lambda value: 0 <= value <= 1, "must be a number from 0 to 1")
