@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -22,6 +24,7 @@ from ocpi_hub.evsevo.convert import (
 )
 from ocpi_hub.evsevo.models import EvseVO
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi import tariffs as ocpi_tariffs
 from ocpi_hub.ocpi.common import BusinessDetails
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -841,6 +844,204 @@ def test_decode_location_record() -> None:
         assert error.value.path == "$"
 
 
+# --- §5.3 Tariffs (our rules: the module docstring of ocpi_hub.evsevo.convert) -----------------------------------
+
+EUR_PRICES: dict[str, Any] = {"startFee": 0.5, "perMinute": 0.05, "perKWh": 0.25, "currency": "EUR"}
+
+
+def with_tariffs(*tariffs: object, **changes: Any) -> dict[str, Any]:
+    """The location record with one EVSE whose connectors (uids 1, 2, ...) carry these tariffs (None: no member)."""
+    connectors = [
+        connector_vo(uid=i, **({} if tariff is None else {"tariff": tariff})) for i, tariff in enumerate(tariffs, 1)
+    ]
+    return location_record(evses=[evse_raw(connectors=connectors)], **changes)
+
+
+def tariff_ids(result: Converted[ocpi.Location]) -> list[list[str] | None]:
+    assert result.value.evses is not None
+    return [c.tariff_ids for e in result.value.evses for c in e.connectors]
+
+
+def expected_id(*canonical: object) -> str:
+    """The documented recipe, so that a change of the canonical form (which renames every tariff) shows here."""
+    digest = hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+    return "EVSEVO-" + digest[:29]
+
+
+def test_start_fee_energy_and_minute_prices_become_flat_energy_and_time_per_hour() -> None:
+    result = convert_location(with_tariffs({**EUR_PRICES, "structure": "Default", "updatedBy": "Operator"}))
+
+    tariff_id = expected_id("NL", "TNM", "EUR", [["FLAT", "0.5"], ["ENERGY", "0.25"], ["TIME", "3"]])
+    assert len(tariff_id) == 36
+    assert [sent(t) for t in result.tariffs] == [
+        {
+            "country_code": "NL",
+            "party_id": "TNM",
+            "id": tariff_id,
+            "currency": "EUR",
+            "elements": [
+                {
+                    "price_components": [
+                        {"type": "FLAT", "price": 0.5, "step_size": 1},
+                        {"type": "ENERGY", "price": 0.25, "step_size": 1},
+                        {"type": "TIME", "price": 3.0, "step_size": 1},  # 0.05 per minute
+                    ]
+                }
+            ],
+            "last_updated": "2024-06-01T00:00:00Z",
+        }
+    ]
+    assert sent(result.value)["evses"][0]["connectors"][0]["tariff_ids"] == [tariff_id]
+    assert result.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "per_hour"),
+    [(0.05, "3"), (0.07, "4.2"), (0.1, "6"), (0.0125, "0.75"), (1, "60"), (0.333, "19.98")],
+)
+def test_the_hourly_price_is_computed_in_decimal(per_minute: float, per_hour: str) -> None:
+    # In binary floating point 0.07 * 60 is 4.200000000000001.
+    result = convert_location(with_tariffs({"perMinute": per_minute, "currency": "EUR"}))
+    (component,) = result.tariffs[0].elements[0].price_components
+    assert component.type is ocpi_tariffs.TariffDimensionType.TIME
+    assert component.price == float(Decimal(per_hour))
+    assert result.tariffs[0].id == expected_id("NL", "TNM", "EUR", [["TIME", per_hour]])
+
+
+def test_connectors_with_the_same_prices_share_one_tariff() -> None:
+    same = [EUR_PRICES, {**EUR_PRICES, "startFee": 0.50, "perKWh": 0.250, "currency": "eur"}, EUR_PRICES]
+    raw = with_tariffs(*same)
+    raw["evses"].append(evse_raw(uid=5, connectors=[connector_vo(uid=9, tariff=EUR_PRICES)]))
+    result = convert_location(raw)
+    assert len(result.tariffs) == 1
+    assert tariff_ids(result) == [[result.tariffs[0].id]] * 4
+    assert result.tariffs[0].currency == "EUR"
+
+
+def test_zero_and_absent_prices_are_left_out_and_give_the_same_id() -> None:
+    zeros = {"startFee": 0, "perMinute": 0.0, "perKWh": 0.3, "currency": "EUR"}
+    result = convert_location(with_tariffs({"perKWh": 0.3, "currency": "EUR"}, zeros))
+    assert len(result.tariffs) == 1
+    assert [sent(c) for c in result.tariffs[0].elements[0].price_components] == [
+        {"type": "ENERGY", "price": 0.3, "step_size": 1}
+    ]
+    assert tariff_ids(result)[0] == tariff_ids(result)[1]
+
+
+@pytest.mark.parametrize(
+    "prices",
+    [
+        {"currency": "EUR"},
+        {"startFee": 0, "perMinute": 0.0, "perKWh": 0, "currency": "EUR"},
+        {"startFee": "", "perKWh": None, "currency": "EUR"},
+    ],
+)
+def test_a_tariff_without_a_price_above_zero_is_free_of_charge(prices: dict[str, Any]) -> None:
+    (tariff,) = convert_location(with_tariffs(prices)).tariffs
+    # OCPI's free of charge: one element, no restrictions, one FLAT component of 0 (digest §3.5).
+    assert sent(tariff)["elements"] == [{"price_components": [{"type": "FLAT", "price": 0.0, "step_size": 1}]}]
+    assert tariff.id == expected_id("NL", "TNM", "EUR", [["FLAT", "0"]])
+
+
+def test_the_tariff_belongs_to_the_location_party_and_the_party_is_in_its_id() -> None:
+    ours = convert_location(with_tariffs(EUR_PRICES)).tariffs[0]
+    theirs = convert_location(with_tariffs(EUR_PRICES, countryCode="DE", partyId="ALL")).tariffs[0]
+    assert (ours.country_code, ours.party_id) == ("NL", "TNM")
+    assert (theirs.country_code, theirs.party_id) == ("DE", "ALL")
+    assert ours.id != theirs.id
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"startFee": 0.51}, {"perMinute": 0.06}, {"perKWh": 0.26}, {"perKWh": None}, {"currency": "GBP"}],
+)
+def test_a_price_change_gives_a_new_tariff_id(change: dict[str, Any]) -> None:
+    before = convert_location(with_tariffs(EUR_PRICES)).tariffs[0].id
+    after = convert_location(with_tariffs({**EUR_PRICES, **change})).tariffs[0].id
+    assert after != before
+    assert after.startswith("EVSEVO-")
+
+
+def test_the_tariff_id_does_not_depend_on_the_time_of_conversion() -> None:
+    record = decode_location_record(with_tariffs(EUR_PRICES))
+    later = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    a, b = (
+        location_to_ocpi(record, location_id=None, parties=OUR_PARTIES, default_party=DEFAULT_PARTY, now=now).tariffs[0]
+        for now in (NOW, later)
+    )
+    assert a.id == b.id
+    assert (a.last_updated, b.last_updated) == (NOW, later.replace(microsecond=0))
+
+
+def test_a_connector_without_a_tariff_has_no_tariff_ids() -> None:
+    result = convert_location(with_tariffs(None, EUR_PRICES))
+    assert tariff_ids(result) == [None, [result.tariffs[0].id]]
+    assert "tariff_ids" not in sent(result.value)["evses"][0]["connectors"][0]
+    assert convert_location(location_record()).tariffs == ()
+    explicit_null = convert_location(location_record(evses=[evse_raw(connectors=[connector_vo(tariff=None)])]))
+    assert (explicit_null.tariffs, tariff_ids(explicit_null)) == ((), [None])
+
+
+BAD_TARIFFS = [
+    ({"currency": "XYZ"}, "currency", "XYZ", "is not an ISO 4217 currency code"),
+    ({"currency": "EURO"}, "currency", "EURO", "is not an ISO 4217 currency code"),
+    ({"currency": 978}, "currency", 978, "is not an ISO 4217 currency code"),
+    ({"currency": None}, "currency", None, "is required"),
+    ({"startFee": -0.5}, "startFee", -0.5, "is not a number in [0, 2147483647]"),
+    ({"perMinute": -1}, "perMinute", -1, "is not a number in [0, 2147483647]"),
+    ({"startFee": 1e300}, "startFee", 1e300, "is not a number in [0, 2147483647]"),
+    ({"perKWh": "0.30"}, "perKWh", "0.30", "is not a number"),
+    ({"perKWh": True}, "perKWh", True, "is not a number"),
+]
+
+
+@pytest.mark.parametrize(("change", "member", "value", "rule"), BAD_TARIFFS)
+def test_strict_rejects_a_bad_tariff_naming_the_path(
+    change: dict[str, Any], member: str, value: Any, rule: str
+) -> None:
+    with pytest.raises(ConversionError) as error:
+        convert_location(with_tariffs(EUR_PRICES, {**EUR_PRICES, **change}))
+    path = f"$.evses[0].connectors[1].tariff.{member}"
+    assert (error.value.path, error.value.value, error.value.rule) == (path, value, rule)
+
+
+@pytest.mark.parametrize(("change", "member", "value", "rule"), BAD_TARIFFS)
+def test_lenient_leaves_a_bad_tariff_out_with_a_warning(
+    change: dict[str, Any], member: str, value: Any, rule: str
+) -> None:
+    result = convert_location(with_tariffs(EUR_PRICES, {**EUR_PRICES, **change}), mode=Mode.LENIENT)
+    assert tariff_ids(result) == [[result.tariffs[0].id], None]
+    assert len(result.tariffs) == 1
+    assert result.warnings == (f"$.evses[0].connectors[1].tariff.{member}: {value!r} {rule}; tariff left out",)
+
+
+def test_a_tariff_of_the_wrong_shape_fails_decoding_like_any_nested_object() -> None:
+    with pytest.raises(ConversionError) as error:
+        decode_location_record(with_tariffs("EUR 0.30/kWh"))
+    assert error.value.path == "$"
+    assert "`$.evses[0].connectors[0].tariff`" in error.value.rule
+
+
+def test_evse_to_ocpi_leaves_tariffs_to_the_location() -> None:
+    result = convert_evse(connectors=[connector_vo(tariff=EUR_PRICES)])
+    assert result.value.connectors[0].tariff_ids is None
+    assert result.tariffs == ()
+
+
+def test_every_produced_tariff_is_a_valid_ocpi_tariff() -> None:
+    prices = [
+        EUR_PRICES,
+        {"currency": "SEK"},
+        {"perKWh": 4.5, "currency": "sek"},
+        {"perMinute": 0.07, "currency": "CHF"},
+    ]
+    result = convert_location(with_tariffs(*prices))
+    assert len(result.tariffs) == 4
+    for tariff in result.tariffs:
+        assert msgspec.json.decode(ocpi_tariffs.render(tariff), type=ocpi_tariffs.Tariff) == tariff
+    assert {i for ids in tariff_ids(result) for i in ids or ()} == {t.id for t in result.tariffs}
+
+
 # --- Properties: any input gives a valid OCPI object or a ConversionError, nothing else ---------------------------
 
 scalars = st.one_of(
@@ -883,6 +1084,7 @@ dates = maybe(
     )
 )
 numbers = maybe(one_in(20, st.floats(max_value=0.4) | st.just(2**40), st.floats(0.5, 1000) | st.integers(1, 1000)))
+tariff_prices = maybe(one_in(20, st.floats(max_value=-0.01) | st.just(2**40), st.floats(0, 100) | st.integers(0, 10)))
 connectors = record_of(
     uid=maybe(st.integers(0, 5)),
     externalId=maybe(st.sampled_from(["1", "2", "x" * 40])),
@@ -904,6 +1106,14 @@ connectors = record_of(
         )
     ),
     fixedCable=maybe(st.booleans()),
+    tariff=maybe(
+        record_of(
+            startFee=tariff_prices,
+            perMinute=tariff_prices,
+            perKWh=tariff_prices,
+            currency=maybe(one_in(20, st.sampled_from(["XYZ", "eur", ""]), st.sampled_from(["EUR", "GBP"]))),
+        )
+    ),
     updated=dates,
     deleted=one_in(4, dates, st.none()),
 )
@@ -983,6 +1193,10 @@ def test_any_location_record_gives_a_valid_location_or_a_conversion_error(
         return
     assert ocpi.checked(result.value) == result.value
     assert all(isinstance(w, str) for w in result.warnings)
+    # Every Tariff is valid and named by a connector, and every id a connector names has its Tariff, once.
+    assert [ocpi.checked(t) for t in result.tariffs] == list(result.tariffs)
+    named = {i for e in result.value.evses or () for c in e.connectors for i in c.tariff_ids or ()}
+    assert sorted(t.id for t in result.tariffs) == sorted(named)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""EvseVO family → OCPI 2.2.1 Location, EVSE and Connector, exactly as reference/evsevo-to-ocpi.md §4 to §6 says.
+"""EvseVO family → OCPI 2.2.1 Location, EVSE, Connector (reference/evsevo-to-ocpi.md §4 to §6) and Tariff (§5.3).
 
 Pure: no I/O and no clock; a reference time is passed in where a rule needs one. Two modes (§6.5): STRICT (the
 default) fails on unknown or unmappable connector types and unknown statuses; LENIENT drops the connector (and an
@@ -9,11 +9,25 @@ be produced raises ConversionError naming the JSON path of the source, the value
 Status choice (§4.2): `Unavailable` → INOPERATIVE, not OUTOFORDER. The source folds OCPP Unavailable and Faulted
 into one value, so it cannot claim "broken" (OUTOFORDER); INOPERATIVE ("temporarily unavailable, not broken") is
 the usual OCPP → OCPI convention.
+
+Tariffs (§2.6, §5.3; our rules, the mapping document only sketches them). A connector's `tariff` (TariffVO) becomes
+one OCPI Tariff of one element: `startFee` → FLAT, `perKWh` → ENERGY (per kWh), `perMinute` → TIME at perMinute * 60
+per hour (OCPI prices time per hour; TIME, not PARKING_TIME: we read it as charging time). Every step_size is 1 (the
+errata's advice for our own tariffs); no `vat`, since the source does not say and OCPI prices exclude VAT. Zero and
+absent prices are left out; a TariffVO without any price above 0 becomes the free-of-charge tariff (one FLAT of 0).
+`updated`, `updatedBy` and `structure` are not mapped. The Tariff belongs to the Location's party and its id is
+"EVSEVO-" + 29 hex digits of a SHA-256 over (country_code, party_id, currency, the prices as normalised decimals):
+connectors with the same prices share one Tariff, and a price change gives a new id, so a Tariff is never edited
+under a running session (digest §3.6). Its last_updated is the conversion's `now`; the connector gets
+`tariff_ids = [id]`. A bad TariffVO (currency not ISO 4217, a price that is not a number ≥ 0) follows the mode:
+STRICT fails, LENIENT leaves the tariff out (no tariff_ids) with a warning. Only location_to_ocpi converts tariffs:
+an EVSE alone does not name the party that owns them.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +38,9 @@ from typing import Generic, TypeVar
 import msgspec
 
 from ocpi_hub.countries import alpha3_country
-from ocpi_hub.evsevo.models import ConnectorVO, EvseVO, EvseVOLocation, OpeningHours, Scalar
+from ocpi_hub.evsevo.models import ConnectorVO, EvseVO, EvseVOLocation, OpeningHours, Scalar, TariffVO
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi import tariffs as ocpi_tariffs
 from ocpi_hub.ocpi.common import BusinessDetails, OcpiStruct, to_utc
 from ocpi_hub.timezones import time_zone_at
 
@@ -59,6 +74,8 @@ class Mode(enum.StrEnum):
 class Converted(Generic[T]):
     value: T
     warnings: tuple[str, ...]
+    tariffs: tuple[ocpi_tariffs.Tariff, ...] = ()
+    """The Tariffs named in the value's `tariff_ids`, one per id, in order of first mention (location_to_ocpi)."""
 
 
 @dataclass
@@ -288,6 +305,87 @@ _CABLED = frozenset({"type1combo", "type2combo", "tepcochademo", "tesla"})
 _DC_ONLY = frozenset({"type1combo", "type2combo", "tepcochademo"})
 
 
+# --- Tariffs (§2.6, §5.3; the rules are in the module docstring) --------------------------------------------------
+
+
+@dataclass
+class _Tariffs:
+    """The Tariffs of one Location's conversion, by id."""
+
+    country_code: str
+    party_id: str
+    now: datetime
+    by_id: dict[str, ocpi_tariffs.Tariff] = field(default_factory=dict)
+
+
+_TARIFF_ID_PREFIX = "EVSEVO-"
+_TARIFF_ID_DIGITS = 36 - len(_TARIFF_ID_PREFIX)  # Tariff.id is CiString(36)
+_MINUTES_PER_HOUR = 60
+
+
+def _price(value: Scalar, path: str) -> Decimal | None:
+    """A price as `Decimal(str(x))`, exact before * 60 (§6.7); None when absent."""
+    if not _present(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConversionError(path, value, "is not a number")
+    if not 0 <= value <= _INT32_MAX:  # also False for NaN; the bound keeps * 60 a finite float
+        raise ConversionError(path, value, f"is not a number in [0, {_INT32_MAX}]")
+    return Decimal(str(value))
+
+
+def _tariff_id(country_code: str, party_id: str, currency: str, prices: Sequence[tuple[str, Decimal]]) -> str:
+    # Normalised so that 0.5, 0.50 and 5E-1 give one id; the party is hashed too, as ids are unique per platform.
+    canonical = [country_code, party_id, currency, [[kind, f"{price.normalize():f}"] for kind, price in prices]]
+    digest = hashlib.sha256(msgspec.json.encode(canonical)).hexdigest()
+    return _TARIFF_ID_PREFIX + digest[:_TARIFF_ID_DIGITS]
+
+
+def _tariff(src: TariffVO, path: str, owner: _Tariffs) -> ocpi_tariffs.Tariff:
+    currency = src.currency
+    if not _present(currency):
+        raise ConversionError(f"{path}.currency", currency, "is required")
+    # Case-insensitive like every code this source sends (§6.1); ISO 4217 codes are upper case.
+    code = currency.upper() if isinstance(currency, str) else None
+    if code not in ocpi_tariffs.CURRENCIES:
+        raise ConversionError(f"{path}.currency", currency, "is not an ISO 4217 currency code")
+    start_fee = _price(src.start_fee, f"{path}.startFee")
+    per_kwh = _price(src.per_kwh, f"{path}.perKWh")
+    per_minute = _price(src.per_minute, f"{path}.perMinute")
+    per_hour = None if per_minute is None else per_minute * _MINUTES_PER_HOUR
+    kinds = ocpi_tariffs.TariffDimensionType
+    candidates = ((kinds.FLAT, start_fee), (kinds.ENERGY, per_kwh), (kinds.TIME, per_hour))
+    prices = [(kind, price) for kind, price in candidates if price]  # 0 and absent price nothing
+    if not prices:
+        prices = [(kinds.FLAT, Decimal(0))]  # free of charge, as OCPI spells it (digest §3.5)
+    return ocpi_tariffs.Tariff(
+        country_code=owner.country_code,
+        party_id=owner.party_id,
+        id=_tariff_id(owner.country_code, owner.party_id, code, prices),
+        currency=code,
+        elements=[
+            ocpi_tariffs.TariffElement(
+                price_components=[
+                    ocpi_tariffs.PriceComponent(type=kind, price=float(price), step_size=1) for kind, price in prices
+                ]
+            )
+        ],
+        last_updated=owner.now,
+    )
+
+
+def _tariff_ids(run: _Run, src: ConnectorVO, path: str, tariffs: _Tariffs | None) -> list[str] | None:
+    """The connector's tariff_ids, its Tariff kept in `tariffs`; None without a tariff or party to own it."""
+    tariff_vo = src.tariff
+    if tariffs is None or tariff_vo is None:
+        return None
+    tariff = run.lenient(lambda: _tariff(tariff_vo, f"{path}.tariff", tariffs), "tariff left out")
+    if tariff is None:
+        return None
+    tariffs.by_id.setdefault(tariff.id, tariff)
+    return [tariff.id]
+
+
 # --- Connector (§4.4) --------------------------------------------------------------------------------------------
 
 
@@ -334,7 +432,13 @@ def _max_electric_power(
 
 
 def _connector(
-    run: _Run, src: ConnectorVO, path: str, *, evse_updated: datetime | None, country_alpha3: str | None
+    run: _Run,
+    src: ConnectorVO,
+    path: str,
+    *,
+    evse_updated: datetime | None,
+    country_alpha3: str | None,
+    tariffs: _Tariffs | None,
 ) -> ocpi.Connector | None:
     """The OCPI Connector, or None when LENIENT mode leaves it out for its connector type."""
     connector_id = _identifier(path, (("uid", src.uid), ("externalId", src.external_id)))
@@ -389,6 +493,7 @@ def _connector(
         max_voltage=voltage,
         max_amperage=amperage,
         max_electric_power=max_electric_power,
+        tariff_ids=_tariff_ids(run, src, path, tariffs),
         last_updated=updated,
     )
 
@@ -422,7 +527,15 @@ def _capabilities(run: _Run, value: Scalar | list[Scalar], path: str) -> list[oc
     return [c for c in ocpi.Capability if c in found] or None
 
 
-def _evse(run: _Run, src: EvseVO, path: str, *, country_alpha3: str | None, now: datetime | None) -> ocpi.EVSE:
+def _evse(
+    run: _Run,
+    src: EvseVO,
+    path: str,
+    *,
+    country_alpha3: str | None,
+    now: datetime | None,
+    tariffs: _Tariffs | None = None,
+) -> ocpi.EVSE:
     uid = _identifier(path, (("uid", src.uid), ("externalId", src.external_id), ("evseId", src.evse_id)))
     evse_id = run.lenient(lambda: _string(src.evse_id, f"{path}.evseId", 48, ascii_only=True))
     physical_reference = run.lenient(lambda: _string(src.physical_reference, f"{path}.physicalReference", 16))
@@ -461,7 +574,9 @@ def _evse(run: _Run, src: EvseVO, path: str, *, country_alpha3: str | None, now:
     chosen = live or (gone if status is ocpi.Status.REMOVED else [])
     connectors: list[ocpi.Connector] = []
     for connector_path, connector in chosen:
-        converted = _connector(run, connector, connector_path, evse_updated=updated, country_alpha3=country_alpha3)
+        converted = _connector(
+            run, connector, connector_path, evse_updated=updated, country_alpha3=country_alpha3, tariffs=tariffs
+        )
         if converted is None:
             continue
         if any(c.id.upper() == converted.id.upper() for c in connectors):  # ids are CiStrings
@@ -635,7 +750,8 @@ def evse_to_ocpi(
 ) -> Converted[ocpi.EVSE]:
     """The OCPI EVSE of an EvseVO; `country_alpha3` (the Location's country) picks the Domestic plug.
 
-    With `now`, a `deleted` after it becomes a status_schedule entry instead of REMOVED.
+    With `now`, a `deleted` after it becomes a status_schedule entry instead of REMOVED. Connector tariffs are not
+    converted (no tariff_ids, `tariffs` empty): a Tariff belongs to the Location's party; see location_to_ocpi.
     """
     run = _Run(mode)
     value = _evse(run, evse, path, country_alpha3=country_alpha3, now=None if now is None else to_utc(now))
@@ -651,14 +767,17 @@ def location_to_ocpi(
     mode: Mode = Mode.STRICT,
     now: datetime,
 ) -> Converted[ocpi.Location]:
-    """The OCPI Location of a location record, owned by the party the record names, else `default_party`.
+    """The OCPI Location of a location record, owned by the party the record names, else `default_party`, and in
+    `.tariffs` the Tariffs its connectors name (owned by the same party).
 
-    `now` is only the reference time for a future `deleted`: every last_updated comes from the data.
+    `now` is the reference time for a future `deleted` and the Tariffs' last_updated: every other last_updated comes
+    from the data.
     """
     run = _Run(mode)
     now = to_utc(now)
     country_code, party_id = _party(record, parties, default_party)
     location_id = _location_id(record, location_id)
+    tariffs = _Tariffs(country_code, party_id, now)
 
     address = record.address
     if address is None:
@@ -685,7 +804,7 @@ def location_to_ocpi(
     for i, src in enumerate(record.evses or ()):
         path = f"$.evses[{i}]"
         try:
-            evse = _evse(run, src, path, country_alpha3=country_alpha3, now=now)
+            evse = _evse(run, src, path, country_alpha3=country_alpha3, now=now, tariffs=tariffs)
         except _NoConnectorsError as exc:
             if mode is Mode.STRICT:
                 raise
@@ -718,7 +837,7 @@ def location_to_ocpi(
         opening_times=_opening_times(run, record),
         last_updated=last_updated,
     )
-    return Converted(verified(location), tuple(run.warnings))
+    return Converted(verified(location), tuple(run.warnings), tuple(verified(t) for t in tariffs.by_id.values()))
 
 
 _decoder = msgspec.json.Decoder(EvseVOLocation)

@@ -2,7 +2,7 @@
 
 Every field is optional and every scalar is typed loosely (`Scalar`), so that decoding only rejects a record whose
 shape is wrong (an array where an object belongs). The values are judged by the converter, which names the path,
-the value and the rule. Only the fields the converter maps are declared: the others (`updatedBy`, `tariff`,
+the value and the rule. Only the fields the converter maps are declared: the others (`updatedBy`, `structure`,
 `locationType`, ...) are ignored, because validating unmapped fields broke other clients of this API when a new
 value appeared (§1.3, `Hubpp`).
 """
@@ -27,12 +27,23 @@ class ElectricalProperties(_Record):
     max_electric_power: Scalar = None  # kW
 
 
+class TariffVO(_Record):
+    """A connector's prices (§2.6); `updated`, `updatedBy` and `structure` are not mapped."""
+
+    start_fee: Scalar = None
+    per_minute: Scalar = None
+    # "perKWh" on the wire, which the camel-case rule would spell "perKwh".
+    per_kwh: Scalar = msgspec.field(default=None, name="perKWh")
+    currency: Scalar = None
+
+
 class ConnectorVO(_Record):
     uid: Scalar = None
     external_id: Scalar = None
     connector_type: Scalar = None
     electrical_properties: ElectricalProperties | None = None
     fixed_cable: Scalar = None
+    tariff: TariffVO | None = None
     updated: Scalar = None
     deleted: Scalar = None
 
