@@ -1,4 +1,5 @@
-"""create_app(settings): routers, dependencies, error handlers and the lifespan of the hub."""
+"""create_app(settings): the database, the partners' HTTP client, the clock and the caches made once and handed to
+the routes, the push worker and the scheduled sync; the routers; the one exception handler; the lifespan."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ocpi_hub.api import boundary
 from ocpi_hub.api.deps import ModuleList
 from ocpi_hub.api.internal.certificates import CertificateController
 from ocpi_hub.api.internal.chargestations import ChargeStationController
@@ -23,28 +25,47 @@ from ocpi_hub.api.internal.evsevo import EvseVoController
 from ocpi_hub.api.internal.guard import internal_api_guard
 from ocpi_hub.api.internal.locations import LocationController
 from ocpi_hub.api.internal.partners import PartnersController
+from ocpi_hub.api.internal.tariffs import TariffController
 from ocpi_hub.api.internal.tokens import TokenController
+from ocpi_hub.api.ocpi import authentication, sender
+from ocpi_hub.api.ocpi.answer_cache import AnswerCache
 from ocpi_hub.api.ocpi.credentials import CredentialsController
-from ocpi_hub.api.ocpi.locations import LocationsController
 from ocpi_hub.api.ocpi.tokens import TokensController
-from ocpi_hub.api.ocpi.transport import ReadPath, echo_request_ids
+from ocpi_hub.api.ocpi.transport import echo_request_ids
 from ocpi_hub.api.ocpi.versions import version_details, versions
 from ocpi_hub.client import OcpiClient
+from ocpi_hub.db import locations, tariffs
 from ocpi_hub.db.engine import create_engine, session_factory
-from ocpi_hub.db.freshness import Freshness, ReadCache
-from ocpi_hub.errors import handle_exception
-from ocpi_hub.ocpi.common import utc_now
+from ocpi_hub.db.freshness import Freshness
+from ocpi_hub.ocpi.common import StatusCode, utc_now
 from ocpi_hub.ocpi.versions import SUPPORTED, InterfaceRole, ModuleID
 from ocpi_hub.push import worker as push
 from ocpi_hub.settings import Settings
 from ocpi_hub.sync.schedule import scheduled_sync
 
-# Every OCPI module the hub serves, with its interface role and controller: version details list exactly these.
-OCPI_MODULES: list[tuple[ModuleID, InterfaceRole, type[Any]]] = [
-    (ModuleID.CREDENTIALS, InterfaceRole.SENDER, CredentialsController),
-    (ModuleID.TOKENS, InterfaceRole.RECEIVER, TokensController),
-    (ModuleID.LOCATIONS, InterfaceRole.SENDER, LocationsController),
+# The Sender interfaces: every module whose objects we own and partners crawl.
+SENDERS = [
+    sender.SenderModule(
+        ModuleID.LOCATIONS,
+        "location",
+        locations.page,
+        locations.document,
+        unknown=StatusCode.UNKNOWN_LOCATION,
+        nested=True,
+    ),
+    sender.SenderModule(ModuleID.TARIFFS, "tariff", tariffs.page, tariffs.document),
 ]
+
+# Every OCPI module the hub serves and our role in it: version details list exactly these.
+OCPI_MODULES: ModuleList = [
+    (ModuleID.CREDENTIALS, InterfaceRole.SENDER),
+    (ModuleID.TOKENS, InterfaceRole.RECEIVER),
+    *((s.module, InterfaceRole.SENDER) for s in SENDERS),
+]
+_CONTROLLERS: dict[ModuleID, type[Any]] = {
+    ModuleID.CREDENTIALS: CredentialsController,
+    ModuleID.TOKENS: TokensController,
+}
 
 INTERNAL_CONTROLLERS: list[type[Any]] = [
     PartnersController,
@@ -52,6 +73,7 @@ INTERNAL_CONTROLLERS: list[type[Any]] = [
     TokenController,
     CertificateController,
     LocationController,
+    TariffController,
     EvseVoController,
     DeliveriesController,
 ]
@@ -67,78 +89,74 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Litestar:
-    """The hub as an ASGI app. `transport` replaces the network for calls to partners (tests)."""
+    """The hub as an ASGI app. `transport` replaces the network for calls to partners (tests); `clock` is the one
+    clock of the hub: every timestamp it writes or sends, and every wait of the push worker, reads it."""
     for name in SECRET_BEARING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    freshness = Freshness(engine)
+    cache = AnswerCache(freshness)
+    http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
+    context = sender.SenderContext(settings, clock, sessions, cache)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        engine = create_engine(settings.database_url)
-        http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
-        app.state.sessions = session_factory(engine)
-        app.state.client = OcpiClient(http)
-        freshness = Freshness(engine)
-        app.state.read_path = ReadPath(
-            settings=settings,
-            now=clock,
-            sessions=app.state.sessions,
-            freshness=freshness,
-            callers=ReadCache(max_entries=1024),
-            pages=ReadCache(max_entries=64),  # a page of 50 Locations is about 160 kB
-            answers=ReadCache(max_entries=64),  # an answer holds a page and its envelope: up to 2 x 160 kB
-        )
+        freshness.open()
         try:
-            async with push.running(app.state.sessions, settings, transport=transport) as app.state.push:
+            async with push.running(sessions, settings, clock=clock, transport=transport) as app.state.push:
                 yield
         finally:
             await freshness.close()
             await http.aclose()
             await engine.dispose()
 
-    async def db(state: State) -> AsyncGenerator[AsyncSession, None]:
-        async with state.sessions() as session:
-            yield session
+    async def db() -> AsyncGenerator[AsyncSession, None]:
+        """A session per request; the request's writes are committed when its handler succeeds."""
+        async with sessions() as session:
+            try:
+                yield session
+            except Exception:
+                await session.rollback()
+                raise
+            await session.commit()
 
-    modules: ModuleList = [(m, r, c.path) for m, r, c in OCPI_MODULES]
+    def module_routes(version: str) -> list[Any]:
+        senders = [Router(path=f"/{s.module}", route_handlers=sender.handlers(s, version, context)) for s in SENDERS]
+        return [*_CONTROLLERS.values(), *senders]
+
     version_routers = [
         Router(
             path=f"/ocpi/{version}",
-            route_handlers=[version_details, *(c for _, _, c in OCPI_MODULES)],
+            route_handlers=[version_details, *module_routes(version)],
             dependencies={"version": _constant(version)},
-            opt={"ocpi_version": version},  # for the ReadPath handlers, which take no dependencies
+            guards=[authentication.guard(sessions, cache)],
             include_in_schema=False,  # the OpenAPI document describes the internal API; OCPI has its own spec
         )
         for version in SUPPORTED
     ]
+    versions_router = Router(
+        path="/", route_handlers=[versions], guards=[authentication.guard(sessions, cache)], include_in_schema=False
+    )
     internal = Router(path="/api/v0", route_handlers=INTERNAL_CONTROLLERS, guards=[internal_api_guard])
 
     return Litestar(
-        route_handlers=[versions, *version_routers, internal],
+        route_handlers=[versions_router, *version_routers, internal],
         dependencies={
             "db": Provide(db),
-            "sessions": Provide(_sessions, sync_to_thread=False),
-            "client": Provide(_client, sync_to_thread=False),
+            "sessions": _constant(sessions),
+            "client": _constant(OcpiClient(http)),
             "settings": _constant(settings),
             "now": _constant(clock),
-            "modules": _constant(modules),
+            "modules": _constant(OCPI_MODULES),
         },
-        exception_handlers={Exception: handle_exception},
+        exception_handlers={Exception: boundary.handler(settings, clock)},
         before_send=[echo_request_ids],
-        # After `lifespan`, which opens the database the scheduled sync writes to; closed before it.
-        lifespan=[lifespan, lambda app: scheduled_sync(app.state.sessions, settings, clock=clock)],
+        # After `lifespan`, which starts the database's users; the sync is stopped before it.
+        lifespan=[lifespan, lambda app: scheduled_sync(sessions, settings, clock=clock)],
         state=State({"settings": settings}),
         openapi_config=OpenAPIConfig(title="ocpi-hub internal API", version="0.1.0", path="/api/v0/schema"),
     )
-
-
-def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = state.sessions
-    return sessions
-
-
-def _client(state: State) -> OcpiClient:
-    client: OcpiClient = state.client
-    return client
 
 
 def _constant(value: Any) -> Provide:

@@ -13,12 +13,13 @@ from urllib.parse import urljoin
 import httpx
 import msgspec
 
-from ocpi_hub.auth import authorization_header
-from ocpi_hub.ocpi.common import StatusCode
+from ocpi_hub.credentials_token import authorization_header
+from ocpi_hub.ocpi.common import Envelope, StatusCode
 
 T = TypeVar("T")
 
-_envelope_decoder = msgspec.json.Decoder()
+# `data` stays builtins here: `call` hands it on as such, `fetch` converts it to the type it was asked for.
+_envelope_decoder = msgspec.json.Decoder(Envelope[Any])
 
 
 class PartnerCallError(Exception):
@@ -47,6 +48,10 @@ class Routing(msgspec.Struct, frozen=True):
     from_party_id: str
     to_country_code: str
     to_party_id: str
+
+
+def _colon(status_message: str | None) -> str:
+    return f": {status_message}" if status_message else ""
 
 
 def join_url(base: str, *segments: str) -> str:
@@ -97,34 +102,35 @@ class OcpiClient:
         except httpx.HTTPError as exc:
             raise PartnerCallError(f"{what}: {type(exc).__name__}: {exc}", transient=True) from None
         try:
-            envelope = _envelope_decoder.decode(response.content) if response.content else None
-        except msgspec.DecodeError:
-            envelope = None
-        status_code = envelope.get("status_code") if isinstance(envelope, dict) else None
-        message = envelope.get("status_message") if isinstance(envelope, dict) else None
+            envelope: Envelope[Any] | None = _envelope_decoder.decode(response.content)
+            not_an_envelope = ""
+        except msgspec.DecodeError as exc:  # ValidationError included: JSON, but not shaped like an envelope
+            envelope, not_an_envelope = None, str(exc) if response.content else "the body is empty"
         if not response.is_success:
-            said = f" (status_code {status_code}: {message})" if status_code is not None else ""
+            said = f" (status_code {envelope.status_code}{_colon(envelope.status_message)})" if envelope else ""
             transient = response.status_code >= 500 or response.status_code in (408, 429)
             retry_after = response.headers.get("Retry-After") if response.status_code in (429, 503) else None
             raise PartnerCallError(
                 f"{what}: HTTP {response.status_code}{said}",
                 transient=transient,
-                status_code=status_code,
+                status_code=envelope.status_code if envelope else None,
                 http_status=response.status_code,
                 retry_after=retry_after,
             )
-        if not isinstance(envelope, dict) or not isinstance(status_code, int):
+        if envelope is None:
             raise PartnerCallError(
-                f"{what}: the answer is not an OCPI envelope", transient=False, http_status=response.status_code
-            )
-        if status_code != StatusCode.SUCCESS:
-            raise PartnerCallError(
-                f"{what}: status_code {status_code}" + (f": {message}" if message else ""),
-                transient=3000 <= status_code < 4000,
-                status_code=status_code,
+                f"{what}: the answer is not an OCPI envelope ({not_an_envelope})",
+                transient=False,
                 http_status=response.status_code,
             )
-        return envelope.get("data")
+        if envelope.status_code != StatusCode.SUCCESS:
+            raise PartnerCallError(
+                f"{what}: status_code {envelope.status_code}{_colon(envelope.status_message)}",
+                transient=3000 <= envelope.status_code < 4000,
+                status_code=envelope.status_code,
+                http_status=response.status_code,
+            )
+        return envelope.data
 
     async def fetch(self, url: str, type_: type[T], *, token: str, send_base64: bool) -> T:
         """GET a configuration object (versions, version details, credentials) and validate its shape."""

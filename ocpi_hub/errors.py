@@ -1,47 +1,95 @@
-"""One error vocabulary, rendered once at each boundary.
+"""One error vocabulary, translated once at each boundary.
 
-    HubError
-     ├── OcpiError(http_status, status_code, message)   rendered on /ocpi as the OCPI envelope
-     └── ApiError(http_status, message)                   rendered on /api/v0 as the seed's {status, error}
+Domain code says what kind of failure happened; it never picks an HTTP status:
 
-Anything else that escapes a handler (Litestar's own 404/405/400, or a bug) is rendered in the same two shapes by
-`handle_exception`, chosen by the path, so that no response of ours ever leaves without its envelope.
+    HubError(message, ocpi_status=None)
+     ├── Invalid          bad input: a field breaks a rule (the message names the field and the rule)
+     ├── Malformed        the body is not JSON at all
+     ├── NotFound         the object (or the addressee) is not here
+     ├── Conflict         the request contradicts what is stored
+     ├── PartnerFailed    a partner we called did not do its part (the message carries its answer)
+     ├── Unauthorized     no valid credentials
+     ├── Forbidden        valid caller, not allowed here
+     └── NotAllowed       the method does not apply in the caller's state
+
+`/ocpi` answers a kind with the HTTP status and OCPI status_code of `OCPI_ANSWERS` (an `ocpi_status` given with
+the error, such as 2003 unknown location, refines the code); `/api/v0` with the HTTP status of `API_ANSWERS` and the
+seed's `{status, error}` body. ocpi_hub.api.boundary renders both, and anything else that escapes a handler.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from http import HTTPStatus
-from typing import Any
 
 import msgspec
-from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
-from ocpi_hub.ocpi.common import Envelope, StatusCode, json_encoder, utc_now
-
-log = logging.getLogger(__name__)
+from ocpi_hub.ocpi.common import StatusCode
 
 
 class HubError(Exception):
-    def __init__(self, http_status: int, message: str) -> None:
+    def __init__(self, message: str, *, ocpi_status: StatusCode | None = None) -> None:
         super().__init__(message)
-        self.http_status = http_status
         self.message = message
+        self.ocpi_status = ocpi_status
 
 
-class OcpiError(HubError):
-    """An OCPI failure: the HTTP status and the OCPI status_code are both part of the contract (spec §4.1.7)."""
-
-    def __init__(self, status_code: StatusCode, message: str, *, http_status: int = 200) -> None:
-        super().__init__(http_status, message)
-        self.status_code = status_code
+class Invalid(HubError):
+    pass
 
 
-class ApiError(HubError):
-    """A failure of the internal API, rendered as the seed's Status body."""
+class Malformed(HubError):
+    pass
+
+
+class NotFound(HubError):
+    pass
+
+
+class Conflict(HubError):
+    pass
+
+
+class PartnerFailed(HubError):
+    pass
+
+
+class Unauthorized(HubError):
+    pass
+
+
+class Forbidden(HubError):
+    pass
+
+
+class NotAllowed(HubError):
+    pass
+
+
+# (HTTP status, OCPI status_code) per kind on /ocpi (OCPI 2.2.1 §4.1.7 and docs/ocpi.md §1.4): invalid content is
+# HTTP 200 with 2001; a body that is not JSON is HTTP 400; a partner's failure during our call is 3001.
+OCPI_ANSWERS: dict[type[HubError], tuple[int, StatusCode]] = {
+    Invalid: (200, StatusCode.INVALID_PARAMETERS),
+    Malformed: (400, StatusCode.CLIENT_ERROR),
+    NotFound: (404, StatusCode.CLIENT_ERROR),
+    Conflict: (409, StatusCode.CLIENT_ERROR),
+    PartnerFailed: (200, StatusCode.UNABLE_TO_USE_CLIENT_API),
+    Unauthorized: (401, StatusCode.CLIENT_ERROR),
+    Forbidden: (403, StatusCode.CLIENT_ERROR),
+    NotAllowed: (405, StatusCode.CLIENT_ERROR),
+}
+
+# HTTP status per kind on /api/v0 (the seed's Status body).
+API_ANSWERS: dict[type[HubError], int] = {
+    Invalid: 400,
+    Malformed: 400,
+    NotFound: 404,
+    Conflict: 409,
+    PartnerFailed: 502,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotAllowed: 405,
+}
 
 
 class SeedStatus(msgspec.Struct, omit_defaults=True):
@@ -52,84 +100,8 @@ class SeedStatus(msgspec.Struct, omit_defaults=True):
 
 
 def seed_errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI: the seed's Status body on these error statuses (what errors.handle_exception renders)."""
+    """OpenAPI: the seed's Status body on these error statuses (what handle_exception renders)."""
     return {
         status: ResponseSpec(SeedStatus, description=HTTPStatus(status).phrase, generate_examples=False)
         for status in statuses
     }
-
-
-def ocpi_error_response(
-    http_status: int, status_code: int, message: str, headers: dict[str, str] | None = None
-) -> Response[bytes]:
-    body = Envelope[None](status_code=status_code, status_message=message, timestamp=utc_now())
-    return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json", headers=headers)
-
-
-# Configuration modules are not routed (§4.1.5): their answers carry no routing headers, errors included.
-_CONFIGURATION_MODULES = {"credentials", "hubclientinfo"}
-
-
-def _swapped_routing(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """An error on a functional module (/ocpi/{version}/{module}/...) answers with the request's routing headers,
-    from and to swapped, as a success does (§4.1.5)."""
-    parts = request.url.path.strip("/").split("/")
-    if len(parts) < 3 or parts[2] in _CONFIGURATION_MODULES:
-        return {}
-    other = {"from": "to", "to": "from"}
-    return {
-        f"OCPI-{other[side]}-{field}": value
-        for side in ("from", "to")
-        for field in ("country-code", "party-id")
-        if (value := request.headers.get(f"ocpi-{side}-{field}"))
-    }
-
-
-def api_error_response(http_status: int, message: str) -> Response[bytes]:
-    body = SeedStatus(status=HTTPStatus(http_status).phrase, error=message)
-    return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json")
-
-
-_MISSING = re.compile(r"Object missing required field `([^`]+)`")
-
-
-def _validation_message(exc: ValidationException) -> str:
-    """Litestar lists each failing field as {message, key}; name the field first, as every error of ours does.
-
-    A missing field comes with the path of its parent as key ("data" for the body itself): name the field itself.
-    """
-    parts = []
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        if not isinstance(item, dict):
-            parts.append(str(item))
-            continue
-        key, message = item.get("key") or "data", str(item.get("message"))
-        if missing := _MISSING.search(message):
-            field = missing.group(1) if key == "data" else f"{key}.{missing.group(1)}"
-            parts.append(f"{field}: is required")
-        else:
-            parts.append(f"{key}: {message}")
-    return "; ".join(parts) or exc.detail
-
-
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    http_status, message = _translate(request, exc)
-    if not request.url.path.startswith("/ocpi"):
-        return api_error_response(http_status, message)
-    if isinstance(exc, OcpiError):
-        code = exc.status_code
-    else:
-        code = StatusCode.CLIENT_ERROR if http_status < 500 else StatusCode.SERVER_ERROR
-    return ocpi_error_response(http_status, code, message, _swapped_routing(request))
-
-
-def _translate(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str]:
-    """The HTTP status and the message of any exception that reached the boundary."""
-    if isinstance(exc, HubError):
-        return exc.http_status, exc.message
-    if isinstance(exc, ValidationException):
-        return exc.status_code, _validation_message(exc)
-    if isinstance(exc, HTTPException):
-        return exc.status_code, exc.detail
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return 500, "internal server error"

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.auth import hash_token, issue_token
+from ocpi_hub import errors
 from ocpi_hub.client import OcpiClient, PartnerCallError
+from ocpi_hub.credentials_token import hash_token, issue_token
 from ocpi_hub.db import partners
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
-from ocpi_hub.ocpi.common import BusinessDetails, Role
+from ocpi_hub.ocpi.common import BusinessDetails, Role, StatusCode
 from ocpi_hub.ocpi.credentials import Credentials, CredentialsRole
 from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, ModuleID, Version, VersionDetails
 from ocpi_hub.push import outbox
@@ -29,13 +29,14 @@ from ocpi_hub.settings import Settings
 from ocpi_hub.urlcheck import UnsafeUrlError, check_partner_url
 
 
-class RegistrationError(Exception):
-    """The handshake failed at `step`; `status_code` is the OCPI status to answer a partner's POST/PUT with."""
-
-    def __init__(self, step: str, message: str, *, status_code: int = 3001) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step = step
-        self.status_code = status_code
+def _failed(
+    step: str, message: str, *, status_code: StatusCode = StatusCode.UNABLE_TO_USE_CLIENT_API
+) -> errors.HubError:
+    """The handshake failed at `step`: the partner did not do its part (3001, 3002, 3003: a /api/v0 502), or what
+    it sent breaks a rule (2001: invalid)."""
+    if status_code == StatusCode.INVALID_PARAMETERS:
+        return errors.Invalid(f"{step}: {message}")
+    return errors.PartnerFailed(f"registration failed at {step}: {message}", ocpi_status=status_code)
 
 
 @dataclass(frozen=True)
@@ -69,48 +70,52 @@ async def discover(
     token: str,
     send_base64: bool = True,
     version: str | None = None,
-    allow_private: bool = True,
+    allow_private: bool,
 ) -> Discovery:
     """GET the partner's versions and the details of `version` (or the highest we share) with `token`."""
     try:
         versions = await client.fetch(versions_url, list[Version], token=token, send_base64=send_base64)
     except PartnerCallError as exc:
-        raise RegistrationError("GET versions", str(exc)) from None
+        raise _failed("GET versions", str(exc)) from None
     offered = {v.version: v.url for v in versions}
     wanted = [version] if version else list(SUPPORTED)
     chosen = next((v for v in wanted if v in offered), None)
     if chosen is None:
-        raise RegistrationError(
+        raise _failed(
             "GET versions",
             f"no common version: the partner offers {sorted(offered) or 'none'}, we need {' or '.join(wanted)}",
-            status_code=3002,
+            status_code=StatusCode.UNSUPPORTED_VERSION,
         )
     details_url = offered[chosen]
     await _check(details_url, allow_private)
     try:
         details = await client.fetch(details_url, VersionDetails, token=token, send_base64=send_base64)
     except PartnerCallError as exc:
-        raise RegistrationError("GET version details", str(exc)) from None
+        raise _failed("GET version details", str(exc)) from None
     for endpoint in details.endpoints:
         await _check(endpoint.url, allow_private)
     if not any(e.identifier == ModuleID.CREDENTIALS for e in details.endpoints):
-        raise RegistrationError(
-            "GET version details", f"version {chosen} lists no credentials endpoint", status_code=3003
+        raise _failed(
+            "GET version details",
+            f"version {chosen} lists no credentials endpoint",
+            status_code=StatusCode.NO_MATCHING_ENDPOINTS,
         )
     return Discovery(versions_url=versions_url, version=chosen, endpoints=details.endpoints)
 
 
-async def _check(url: str, allow_private: bool, *, status_code: int = 3001) -> None:
+async def _check(
+    url: str, allow_private: bool, *, status_code: StatusCode = StatusCode.UNABLE_TO_USE_CLIENT_API
+) -> None:
     try:
         await check_partner_url(url, allow_private=allow_private)
     except UnsafeUrlError as exc:
-        raise RegistrationError("check partner URL", str(exc), status_code=status_code) from None
+        raise _failed("check partner URL", str(exc), status_code=status_code) from None
 
 
 def _apply(partner: Partner, discovery: Discovery) -> None:
     partner.versions_url = discovery.versions_url
     partner.version = discovery.version
-    partner.endpoints = [msgspec.to_builtins(e) for e in discovery.endpoints]
+    partner.endpoints = list(discovery.endpoints)
 
 
 def _receiving(partner: Partner) -> tuple[str, str | None, str | None]:
@@ -118,19 +123,21 @@ def _receiving(partner: Partner) -> tuple[str, str | None, str | None]:
     return partner.state, partner.endpoint("locations", "RECEIVER"), partner.version
 
 
-def _roles(credentials: Credentials) -> list[dict[str, Any]]:
+def _roles(credentials: Credentials, *, step: str, status_code: StatusCode) -> list[CredentialsRole]:
+    """The roles, upper-cased; a repeated role fails `step`: invalid in a request to us, a partner's failure in
+    its answer to ours."""
     seen = set()
     for role in credentials.roles:
         key = (role.role, role.country_code.upper(), role.party_id.upper())
         if key in seen:
-            raise RegistrationError(
-                "read credentials",
+            raise _failed(
+                step,
                 f"roles: ({key[0]}, {key[1]}, {key[2]}) appears twice; each role must be unique",
-                status_code=2001,
+                status_code=status_code,
             )
         seen.add(key)
     return [
-        msgspec.to_builtins(r) | {"country_code": r.country_code.upper(), "party_id": r.party_id.upper()}
+        msgspec.structs.replace(r, country_code=r.country_code.upper(), party_id=r.party_id.upper())
         for r in credentials.roles
     ]
 
@@ -139,56 +146,64 @@ def _roles(credentials: Credentials) -> list[dict[str, Any]]:
 
 
 async def accept(
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     client: OcpiClient,
     settings: Settings,
-    partner: Partner,
+    partner_id: int,
     credentials: Credentials,
     *,
     version: str,
     now: datetime,
 ) -> Credentials:
-    """Handle a credentials POST (registration) or PUT (update): fetch their endpoints with their token, then
-    replace our token for them. The old token keeps working until this commits."""
-    roles = _roles(credentials)
+    """Handle a credentials POST (registration) or PUT (update): fetch their endpoints with their token, with no
+    transaction open, then replace our token for them in one short transaction. The old token keeps working until
+    this commits; a partner whose token changed meanwhile (a DELETE, another PUT) is refused and nothing changes."""
+    roles = _roles(credentials, step="read credentials", status_code=StatusCode.INVALID_PARAMETERS)
+    async with sessions() as session:
+        before = await partners.by_id(session, partner_id)
+    assert before is not None  # authenticated a moment ago: partners are never deleted by a request of theirs
     # The URL in the body is a parameter of the request (2001); URLs in their version details are their API (3001).
-    await _check(credentials.url, settings.allow_private_partner_urls, status_code=2001)
+    await _check(credentials.url, settings.allow_private_partner_urls, status_code=StatusCode.INVALID_PARAMETERS)
     discovery = await discover(
         client,
         credentials.url,
         token=credentials.token,
-        send_base64=partner.send_base64,
+        send_base64=before.send_base64,
         version=version,
         allow_private=settings.allow_private_partner_urls,
     )
     token_c = issue_token()
-    receiving = _receiving(partner)
-    _apply(partner, discovery)
-    partner.roles = roles
-    partner.token = credentials.token
-    partner.token_hash = hash_token(token_c)
-    partner.state = PartnerState.REGISTERED
-    partner.updated_at = now
-    if _receiving(partner) != receiving:  # newly registered, or Locations now go elsewhere or in another version
-        await outbox.enqueue_full_push(session, partner)
-    await session.commit()
+    async with sessions() as session:
+        partner = await partners.by_id(session, partner_id, for_update=True)
+        if partner is None or (partner.state, partner.token_hash) != (before.state, before.token_hash):
+            now_state = partner.state if partner is not None else PartnerState.UNREGISTERED
+            raise errors.Conflict(f"you were {now_state} while we called you back: nothing was changed")
+        receiving = _receiving(partner)
+        _apply(partner, discovery)
+        partner.roles = roles
+        partner.token = credentials.token
+        partner.token_hash = hash_token(token_c)
+        partner.state = PartnerState.REGISTERED
+        partner.updated_at = now
+        if _receiving(partner) != receiving:  # newly registered, or pushes now go elsewhere or in another version
+            await outbox.queue_everything(session, partner, now=now)
+        await session.commit()
     return our_credentials(settings, token_c)
 
 
-async def unregister(session: AsyncSession, partner: Partner, *, now: datetime) -> None:
+async def unregister(sessions: async_sessionmaker[AsyncSession], partner_id: int, *, now: datetime) -> None:
     """Credentials DELETE: both tokens become invalid; the partner stays listed as unregistered."""
-    partner.state = PartnerState.UNREGISTERED
-    partner.token_hash = None
-    partner.token = None
-    partner.updated_at = now
-    await session.commit()
+    async with sessions() as session:
+        partner = await partners.by_id(session, partner_id)
+        assert partner is not None
+        partner.state = PartnerState.UNREGISTERED
+        partner.token_hash = None
+        partner.token = None
+        partner.updated_at = now
+        await session.commit()
 
 
 # --- The operator registers a partner (POST /api/v0/register) ----------------------------------------------
-
-
-class TokenInUseError(Exception):
-    pass
 
 
 async def add_pending(session: AsyncSession, token_a: str, *, registered: bool, now: datetime) -> Partner:
@@ -206,7 +221,7 @@ async def add_pending(session: AsyncSession, token_a: str, *, registered: bool, 
         updated_at=now,
     )
     session.add(partner)
-    await session.commit()
+    await session.flush()  # its id; committed by the caller
     return partner
 
 
@@ -230,22 +245,23 @@ async def register_with(
         if already_registered:  # only then is their token also the one they present to us
             await _ensure_unused(session, token)
         if await partners.by_versions_url(session, versions_url, state=PartnerState.REGISTERED):
-            raise TokenInUseError(f"a registered partner already has the versions URL {versions_url}")
-    discovery = await discover(client, versions_url, token=token)
+            raise errors.Conflict(f"a registered partner already has the versions URL {versions_url}")
+    # Their versions URL was given by the operator; what the partner answers is checked like any partner URL.
+    discovery = await discover(client, versions_url, token=token, allow_private=settings.allow_private_partner_urls)
     credentials_url = next(e.url for e in discovery.endpoints if e.identifier == ModuleID.CREDENTIALS)
 
     if already_registered:
         try:
             theirs = await client.fetch(credentials_url, Credentials, token=token, send_base64=True)
         except PartnerCallError as exc:
-            raise RegistrationError("GET credentials", str(exc)) from None
+            raise _failed("GET credentials", str(exc)) from None
         async with sessions() as session:
             partner = _new_partner(Initiator.HUB, PartnerState.REGISTERED, hash_token(token), token, now)
             _apply(partner, discovery)
-            partner.roles = _roles(theirs)
+            partner.roles = _roles(theirs, step="GET credentials", status_code=StatusCode.UNABLE_TO_USE_CLIENT_API)
             session.add(partner)
             await session.flush()  # its id, for its deliveries
-            await outbox.enqueue_full_push(session, partner)
+            await outbox.queue_everything(session, partner, now=now)
             await session.commit()
             return partner
 
@@ -268,12 +284,12 @@ async def register_with(
         try:
             theirs = msgspec.convert(answer, Credentials)
         except msgspec.ValidationError as exc:
-            raise RegistrationError("POST credentials", f"the answer is not valid Credentials: {exc}") from None
-        roles = _roles(theirs)
+            raise _failed("POST credentials", f"the answer is not valid Credentials: {exc}") from None
+        roles = _roles(theirs, step="POST credentials", status_code=StatusCode.UNABLE_TO_USE_CLIENT_API)
     except PartnerCallError as exc:
         await _forget(sessions, partner_id)
-        raise RegistrationError("POST credentials", str(exc)) from None
-    except RegistrationError:
+        raise _failed("POST credentials", str(exc)) from None
+    except errors.HubError:
         await _forget(sessions, partner_id)
         raise
     async with sessions() as session:
@@ -284,7 +300,7 @@ async def register_with(
         done.roles = roles
         done.state = PartnerState.REGISTERED
         done.updated_at = now
-        await outbox.enqueue_full_push(session, done)
+        await outbox.queue_everything(session, done, now=now)
         await session.commit()
         return done
 
@@ -305,7 +321,7 @@ def _new_partner(initiator: Initiator, state: PartnerState, token_hash: str, tok
 
 async def _ensure_unused(session: AsyncSession, token: str) -> None:
     if await partners.by_presented_token(session, [token]) is not None:
-        raise TokenInUseError("this token is already registered for a partner")
+        raise errors.Conflict("this token is already registered for a partner")
 
 
 async def _forget(sessions: async_sessionmaker[AsyncSession], partner_id: int) -> None:

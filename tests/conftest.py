@@ -8,7 +8,7 @@ import base64
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,20 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
 
 
+class MovableClock:
+    """The hub's one clock in tests: real time plus an offset that a test moves forward, instead of editing rows,
+    to make retries come due or deliveries age (create_app hands it to everything that reads the time)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
 def token_header(token: str) -> dict[str, str]:
     return {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
 
@@ -81,6 +95,7 @@ class Hub:
     url: str
     settings: Settings
     http: httpx.AsyncClient
+    clock: Callable[[], datetime]
 
     async def ocpi(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = token_header(token) if token else {}
@@ -99,7 +114,8 @@ async def hub_factory(database_url: str, engine: AsyncEngine) -> AsyncIterator[H
     """Start hubs on the test database, over real HTTP; settings can be overridden per test."""
     stack: list[Any] = []
 
-    async def start(clock: Callable[[], datetime] = utc_now, **overrides: Any) -> Hub:
+    async def start(clock: Callable[[], datetime] | None = None, **overrides: Any) -> Hub:
+        hub_clock = clock or MovableClock()
         captured: dict[str, Settings] = {}
 
         def make(base_url: str) -> Any:
@@ -111,14 +127,14 @@ async def hub_factory(database_url: str, engine: AsyncEngine) -> AsyncIterator[H
                 "http_timeout": 2.0,
             } | overrides
             captured["settings"] = Settings(**values)
-            return create_app(captured["settings"], clock=clock)
+            return create_app(captured["settings"], clock=hub_clock)
 
         server = serve(make)
         url = await server.__aenter__()
         stack.append(server)
         http = httpx.AsyncClient(timeout=10)
         stack.append(http)
-        return Hub(url=url, settings=captured["settings"], http=http)
+        return Hub(url=url, settings=captured["settings"], http=http, clock=hub_clock)
 
     yield start
     for item in reversed(stack):

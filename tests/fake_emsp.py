@@ -26,6 +26,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    open_transactions: int | None = None  # in the hub's process when the request arrived, if counted
 
     @property
     def token(self) -> str:
@@ -43,6 +44,7 @@ class Failure:
     drop: bool = False
     retry_after: str | None = None
     until: asyncio.Event | None = None
+    reached: asyncio.Event | None = None  # set when the request this failure applies to arrives
 
 
 def envelope(data: Any = None, status_code: int = 1000, message: str = "Success") -> dict[str, Any]:
@@ -59,6 +61,7 @@ class FakeEmsp:
     # Tokens this fake accepts (it plays the server side of the tokens it issued).
     accepted_tokens: set[str] = field(default_factory=lambda: {"token-a-of-emsp"})
     token_c: str = "token-c-of-emsp"
+    roles: list[dict[str, Any]] = field(default_factory=lambda: [ROLE])  # in the Credentials it answers with
     requests: list[Recorded] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     modules: list[tuple[str, str]] = field(
@@ -70,6 +73,9 @@ class FakeEmsp:
     stored: dict[str, Any] = field(default_factory=dict)
     # Runs when the hub's credentials POST arrives, with the token B it carries, before the fake answers.
     on_token_b: Callable[[str], Awaitable[None]] | None = None
+    # Counts the database transactions open at this moment (tests/test_registration_transactions.py): recorded
+    # with every request, to show that the hub never waits for us inside one.
+    open_transactions: Callable[[], int] | None = None
 
     def app(self, base_url: str) -> FakeEmsp:
         self.base_url = base_url
@@ -90,6 +96,8 @@ class FakeEmsp:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         recorded = Recorded(scope["method"], scope["path"], headers, json.loads(body) if body else None)
+        if self.open_transactions is not None:
+            recorded.open_transactions = self.open_transactions()
         self.requests.append(recorded)
         status, payload, extra = await self._respond(recorded)
         if status == 0:
@@ -110,6 +118,8 @@ class FakeEmsp:
         """The answer to `r`, with its extra headers: the next failure if one is queued, else `_answer`."""
         if self.failures:
             failure = self.failures.pop(0)
+            if failure.reached is not None:
+                failure.reached.set()
             await asyncio.sleep(failure.delay)
             if failure.until is not None:
                 await failure.until.wait()
@@ -145,7 +155,7 @@ class FakeEmsp:
         return 200, envelope()
 
     async def _credentials(self, r: Recorded) -> tuple[int, Any]:
-        ours = {"token": self.token_c, "url": f"{self.base_url}/versions", "roles": [ROLE]}
+        ours = {"token": self.token_c, "url": f"{self.base_url}/versions", "roles": self.roles}
         if r.method == "GET":
             return 200, envelope(ours)
         if r.method != "POST":

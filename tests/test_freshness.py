@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from ocpi_hub.api.ocpi.answer_cache import ReadCache
 from ocpi_hub.db.engine import create_engine, session_factory
-from ocpi_hub.db.freshness import Freshness, ReadCache
+from ocpi_hub.db.freshness import Freshness
 from tests.test_ocpi_locations_sender import add_emsp
 
 
@@ -17,6 +18,7 @@ async def test_a_commit_by_another_connection_is_seen_by_the_next_request(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     freshness = Freshness(engine)
+    freshness.open()
     try:
         before = await freshness.version()
         assert before is not None
@@ -44,6 +46,7 @@ async def test_requests_of_one_turn_share_a_question_asked_after_they_all_arrive
     engine: AsyncEngine, database_url: str
 ) -> None:
     freshness = Freshness(engine)
+    freshness.open()
     try:
         before = await freshness.version()
         await asyncio.sleep(0)
@@ -57,6 +60,7 @@ async def test_requests_of_one_turn_share_a_question_asked_after_they_all_arrive
 
 async def test_a_question_serves_its_turn_and_no_request_arriving_later(engine: AsyncEngine, database_url: str) -> None:
     freshness = Freshness(engine)
+    freshness.open()
     try:
         asked = await freshness.version()
         commit_elsewhere(database_url, "token-1")
@@ -71,6 +75,7 @@ async def test_a_cache_empties_on_a_commit_and_drops_what_was_read_across_one(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     freshness = Freshness(engine)
+    freshness.open()
     cache: ReadCache[str, str] = ReadCache(max_entries=2)
     try:
         seen = await freshness.version()
@@ -90,6 +95,7 @@ async def test_a_cache_empties_on_a_commit_and_drops_what_was_read_across_one(
 async def test_a_memory_database_caches_nothing() -> None:
     engine = create_async_engine("sqlite+aiosqlite:///:memory:")
     freshness = Freshness(engine)
+    freshness.open()
     cache: ReadCache[str, str] = ReadCache(max_entries=2)
     assert await freshness.version() is None
     cache.put("a", "A", seen=None)
@@ -101,6 +107,7 @@ async def test_a_memory_database_caches_nothing() -> None:
 async def test_postgresql_unreachable_means_no_cache_and_no_error() -> None:
     engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none", connect_args={"timeout": 2})
     freshness = Freshness(engine)
+    freshness.open()
     assert await freshness.version() is None
     await freshness.close()
     await engine.dispose()

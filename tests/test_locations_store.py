@@ -1,4 +1,4 @@
-"""The Locations store (ocpi_hub.locations): what really changed, last_updated propagation (OCPI 2.2.1 §8.2.1,
+"""The Locations store (ocpi_hub.stores.locations): what really changed, last_updated propagation (OCPI 2.2.1 §8.2.1,
 digest §1.12), EVSE removal as REMOVED, one owner per id, and the change records a push will consume."""
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub import locations as store
+from ocpi_hub import errors
+from ocpi_hub.changes import Change, Method, ObjectKey
 from ocpi_hub.db import locations as tables
-from ocpi_hub.locations import ChangeKind
+from ocpi_hub.db import transaction
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi.versions import ModuleID
+from ocpi_hub.stores import locations as store
 
 SOURCE = datetime(2024, 5, 14, 9, 21, 33, tzinfo=UTC)  # what a source says, long ago
 T1 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)  # when we first learned of the location
@@ -66,8 +69,9 @@ TWO_EVSES = location(evse("E1", connector("1"), connector("2")), evse("E2"))
 
 
 async def save(sessions: async_sessionmaker[AsyncSession], loc: ocpi.Location, now: datetime) -> store.Saved:
+    """A store call as its callers make it: committed (and retried on a concurrent writer) by db.transaction."""
     async with sessions() as session:
-        return await store.save_location(session, loc, now=now)
+        return await transaction.committed(session, lambda: store.save_location(session, loc, now=now))
 
 
 async def revision(sessions: async_sessionmaker[AsyncSession], location_id: str = "LOC1") -> int:
@@ -95,18 +99,8 @@ def stamps(loc: ocpi.Location) -> dict[str, datetime]:
 async def test_a_new_location_is_stamped_now_everywhere(sessions: async_sessionmaker[AsyncSession]) -> None:
     saved = await save(sessions, TWO_EVSES, T1)
     assert set(stamps(saved.location).values()) == {T1}
-    [change] = saved.changes
-    assert change == store.Change(
-        kind=ChangeKind.LOCATION_CREATED,
-        country_code="NL",
-        party_id="OHB",
-        location_id="LOC1",
-        evse_uid=None,
-        connector_id=None,
-        fields=(),
-        value=saved.location,
-    )
-    assert change.last_updated == T1
+    assert saved.created
+    assert saved.changes == (Change(ModuleID.LOCATIONS, ObjectKey("NL", "OHB", "LOC1"), Method.PUT),)
     assert await stored(sessions) == saved.location
 
 
@@ -136,13 +130,7 @@ async def test_a_changed_connector_bumps_its_evse_and_location_only(sessions: as
     saved = await save(sessions, changed, T2)
     assert stamps(saved.location) == {"location": T2, "E1": T2, "E1/1": T1, "E1/2": T2, "E2": T1, "E2/1": T1}
     [change] = saved.changes
-    assert (change.kind, change.evse_uid, change.connector_id, change.fields) == (
-        ChangeKind.CONNECTOR_UPDATED,
-        "E1",
-        "2",
-        ("max_amperage",),
-    )
-    assert change.value == connector("2", max_amperage=16, last_updated=T2)
+    assert (change.method, change.key.evse_uid, change.key.connector_id) == (Method.PUT, "E1", "2")
     assert await stored(sessions) == saved.location
     assert await revision(sessions) == 2
 
@@ -153,9 +141,7 @@ async def test_a_status_alone_is_an_evse_status_change(sessions: async_sessionma
         sessions, location(evse("E1", connector("1"), connector("2")), evse("E2", status="CHARGING")), T2
     )
     [change] = saved.changes
-    assert (change.kind, change.evse_uid, change.fields) == (ChangeKind.EVSE_STATUS, "E2", ("status",))
-    assert isinstance(change.value, ocpi.EVSE)
-    assert change.value.status == ocpi.Status.CHARGING
+    assert (change.method, change.key.evse_uid, change.fields) == (Method.PATCH, "E2", ("status",))
     assert stamps(saved.location)["E2"] == stamps(saved.location)["location"] == T2
 
 
@@ -165,9 +151,9 @@ async def test_other_evse_fields_and_connector_lists_are_evse_updates(
     await save(sessions, TWO_EVSES, T1)
     renamed = location(evse("E1", connector("1"), connector("2"), physical_reference="A1"), evse("E2", connector("9")))
     saved = await save(sessions, renamed, T2)
-    assert [(c.kind, c.evse_uid, c.fields) for c in saved.changes] == [
-        (ChangeKind.EVSE_UPDATED, "E1", ("physical_reference",)),
-        (ChangeKind.EVSE_UPDATED, "E2", ("connectors",)),  # connector 1 replaced by 9: the EVSE is put again
+    assert [(c.method, c.key.evse_uid, c.key.connector_id) for c in saved.changes] == [
+        (Method.PUT, "E1", ""),
+        (Method.PUT, "E2", ""),  # connector 1 replaced by 9: the EVSE is put again
     ]
     e2 = saved.location.evses[1] if saved.location.evses else None
     assert e2 is not None
@@ -181,7 +167,7 @@ async def test_an_evse_missing_from_the_source_becomes_removed_and_stays(
     await save(sessions, TWO_EVSES, T1)
     saved = await save(sessions, location(evse("E1", connector("1"), connector("2"))), T2)
     [change] = saved.changes
-    assert (change.kind, change.evse_uid, change.fields) == (ChangeKind.EVSE_STATUS, "E2", ("status",))
+    assert (change.method, change.key.evse_uid, change.fields) == (Method.PATCH, "E2", ("status",))
     assert [(e.uid, e.status) for e in saved.location.evses or ()] == [("E1", "AVAILABLE"), ("E2", "REMOVED")]
     again = await save(sessions, location(evse("E1", connector("1"), connector("2"))), T2 + timedelta(hours=1))
     assert again.changes == ()
@@ -193,11 +179,10 @@ async def test_new_evses_are_appended_and_location_fields_are_named(
     await save(sessions, TWO_EVSES, T1)
     grown = location(*(TWO_EVSES.evses or ()), evse("E3"), name="Utrecht Centraal", postal_code="3521 CB")
     saved = await save(sessions, grown, T2)
-    assert [(c.kind, c.evse_uid, c.fields) for c in saved.changes] == [
-        (ChangeKind.LOCATION_UPDATED, None, ("name", "postal_code")),
-        (ChangeKind.EVSE_CREATED, "E3", ()),
+    assert [(c.method, c.key.evse_uid, c.fields) for c in saved.changes] == [
+        (Method.PATCH, "", ("name", "postal_code")),
+        (Method.PUT, "E3", ()),
     ]
-    assert saved.changes[0].value == saved.location
     assert [e.uid for e in saved.location.evses or ()] == ["E1", "E2", "E3"]
     assert stamps(saved.location) == {
         "location": T2,
@@ -218,12 +203,12 @@ async def test_ids_are_case_insensitive_and_keep_their_first_spelling(
     saved = await save(sessions, location(evse("EVSE-A", connector("C1", max_voltage=400)), id="LOC-A"), T2)
     assert saved.location.id == "loc-a"
     [change] = saved.changes
-    assert (change.location_id, change.evse_uid, change.connector_id) == ("loc-a", "evse-a", "c1")
+    assert (change.key.id, change.key.evse_uid, change.key.connector_id) == ("loc-a", "evse-a", "c1")
 
 
 async def test_a_location_id_belongs_to_one_party(sessions: async_sessionmaker[AsyncSession]) -> None:
     await save(sessions, TWO_EVSES, T1)
-    with pytest.raises(store.OwnerConflictError, match="belongs to NL/OHB"):
+    with pytest.raises(errors.Conflict, match="belongs to NL/OHB"):
         await save(sessions, location(country_code="DE", party_id="ALL", name="taken"), T2)
     assert (await stored(sessions)).name is None
 
@@ -243,7 +228,7 @@ async def test_keep_status_keeps_stored_statuses_but_revives_removed_evses(
         unknown = location(evse("E1", status="UNKNOWN"), evse("E2", status="UNKNOWN"))
         saved = await store.save_location(session, unknown, now=T2, keep_status=True)
     assert [(e.uid, e.status) for e in saved.location.evses or ()] == [("E1", "CHARGING"), ("E2", "UNKNOWN")]
-    assert [c.evse_uid for c in saved.changes] == ["E2"]
+    assert [c.key.evse_uid for c in saved.changes] == ["E2"]
 
 
 async def test_set_evse_status(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -251,14 +236,15 @@ async def test_set_evse_status(sessions: async_sessionmaker[AsyncSession]) -> No
     async with sessions() as session:
         saved = await store.set_evse_status(session, "loc1", "e2", ocpi.Status.CHARGING, now=T2)
         [change] = saved.changes
-        assert (change.kind, change.evse_uid, change.fields) == (ChangeKind.EVSE_STATUS, "E2", ("status",))
+        assert (change.method, change.key.evse_uid, change.fields) == (Method.PATCH, "E2", ("status",))
         assert stamps(saved.location) == {"location": T2, "E1": T1, "E1/1": T1, "E1/2": T1, "E2": T2, "E2/1": T1}
         same = await store.set_evse_status(session, "LOC1", "E2", ocpi.Status.CHARGING, now=T2 + timedelta(hours=1))
         assert same.changes == ()
-        with pytest.raises(store.UnknownLocationError):
+        with pytest.raises(errors.NotFound, match="no location nope"):
             await store.set_evse_status(session, "nope", "E2", ocpi.Status.CHARGING, now=T2)
-        with pytest.raises(store.UnknownEvseError):
+        with pytest.raises(errors.NotFound, match="has no EVSE E9"):
             await store.set_evse_status(session, "LOC1", "E9", ocpi.Status.CHARGING, now=T2)
+        await session.commit()
     assert await revision(sessions) == 2
 
 
@@ -273,7 +259,7 @@ async def test_a_write_based_on_a_stale_read_is_refused(sessions: async_sessionm
         assert read_second is not None
         await tables.update_location(first, read_first, renamed, bodies)
         await first.commit()
-        with pytest.raises(tables.ConcurrentUpdateError):
+        with pytest.raises(transaction.ConcurrentWriteError):
             await tables.update_location(second, read_second, renamed, bodies)
 
 
@@ -286,7 +272,9 @@ async def test_concurrent_status_changes_of_one_location_are_both_kept(
 
     async def set_status(uid: str) -> None:
         async with sessions() as session:
-            await store.set_evse_status(session, "LOC1", uid, ocpi.Status.CHARGING, now=T2)
+            await transaction.committed(
+                session, lambda: store.set_evse_status(session, "LOC1", uid, ocpi.Status.CHARGING, now=T2)
+            )
 
     await asyncio.gather(set_status("E1"), set_status("E2"))
     assert [e.status for e in (await stored(sessions)).evses or ()] == ["CHARGING", "CHARGING"]

@@ -13,11 +13,14 @@ import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub import locations as store
-from ocpi_hub.auth import hash_token
+from ocpi_hub.credentials_token import hash_token
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
+from ocpi_hub.db.tariffs import Origin
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi import tariffs as ocpi_tariffs
 from ocpi_hub.settings import Party
+from ocpi_hub.stores import locations as store
+from ocpi_hub.stores import tariffs
 from tests.conftest import Hub, HubFactory
 from tests.test_locations_store import T1, connector, evse, location
 
@@ -57,6 +60,27 @@ async def add(sessions: async_sessionmaker[AsyncSession], *locations: ocpi.Locat
     async with sessions() as session:
         for loc in locations:
             await store.save_location(session, loc, now=now)
+        await session.commit()
+
+
+async def add_tariffs(sessions: async_sessionmaker[AsyncSession], location: ocpi.Location) -> None:
+    """A Tariff of the Location's party for every id its Connectors name."""
+    named = {t for e in location.evses or () for c in e.connectors for t in c.tariff_ids or ()}
+    async with sessions() as session:
+        for tariff_id in sorted(named):
+            tariff = ocpi_tariffs.Tariff(
+                country_code=location.country_code,
+                party_id=location.party_id,
+                id=tariff_id,
+                currency="EUR",
+                elements=[ocpi_tariffs.TariffElement(price_components=[FREE])],
+                last_updated=T1,
+            )
+            await tariffs.put_tariff(session, tariff, now=T1, origin=Origin.API)
+        await session.commit()
+
+
+FREE = ocpi_tariffs.PriceComponent(type=ocpi_tariffs.TariffDimensionType.FLAT, price=0, step_size=1)
 
 
 async def get(hub: Hub, path: str, **kwargs: Any) -> httpx.Response:
@@ -287,7 +311,9 @@ async def test_the_official_examples_are_served_as_valid_ocpi(
     for n, name in enumerate(FULL_EXAMPLES):
         example = json.loads((EXAMPLES / name).read_bytes()) | {"id": f"EX{n}"}  # two examples share an id
         originals.append(example)
-        await add(sessions, msgspec.convert(example, ocpi.Location))
+        location = msgspec.convert(example, ocpi.Location)
+        await add_tariffs(sessions, location)  # the Tariffs its Connectors name must be stored first
+        await add(sessions, location)
     for version in ("2.2.1", "2.2"):
         served = (await get(hub, f"/ocpi/{version}/locations")).json()["data"]
         assert len(served) == len(FULL_EXAMPLES)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.auth import hash_token
+from ocpi_hub.credentials_token import hash_token
 from ocpi_hub.db import tokens as tables
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
 from tests.conftest import Hub

@@ -7,14 +7,9 @@ import asyncio
 import base64
 import copy
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from ocpi_hub.db.deliveries import Delivery
-from tests.conftest import Hub
+from tests.conftest import Hub, MovableClock
 from tests.fake_emsp import FakeEmsp, Recorded
 
 TOKEN = "token-a-of-emsp"  # the fake eMSP's own token, agreed for both directions
@@ -127,11 +122,15 @@ async def failed(hub: Hub, partner_id: int, attempts: int) -> dict[str, Any]:
     return pending
 
 
-async def make_due(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Let time pass for the retries: every pending delivery is due now."""
-    async with sessions() as session:
-        await session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
-        await session.commit()
+# Longer than any wait for a retry: the backoff's cap (an hour, plus its jitter) or a Retry-After of our tests.
+LONGEST_WAIT = 3700.0
+
+
+def make_due(hub: Hub) -> None:
+    """Let time pass for the retries, on the hub's clock: every pending delivery is due now."""
+    clock = hub.clock
+    assert isinstance(clock, MovableClock)
+    clock.advance(LONGEST_WAIT)
 
 
 # --- The tests of this module --------------------------------------------------------------------------------------
@@ -240,7 +239,7 @@ async def test_resync_needs_a_partner_that_receives_locations(hub: Hub, emsp: Fa
     partner_id = await connect(hub, emsp)
     response = await hub.api("POST", f"/partners/{partner_id}/resync")
     assert response.status_code == 409
-    assert response.json()["error"] == f"partner {partner_id} has no locations RECEIVER endpoint"
+    assert response.json()["error"] == f"partner {partner_id} has no locations or tariffs RECEIVER endpoint"
 
 
 async def test_a_2_2_partner_gets_the_2_2_view(hub: Hub, emsp: FakeEmsp) -> None:

@@ -43,7 +43,7 @@ async def test_latest_wins_while_a_delivery_waits(
         last = await set_status(hub, "LOC1", "E1", status)
     [waiting] = await deliveries(hub, partner_id)
     assert (waiting["id"], waiting["revision"], waiting["fields"]) == (first["id"], len(STATUSES), ["status"])
-    await make_due(sessions)
+    make_due(hub)
     await drained(hub, partner_id)
     patches = pushes(emsp, "/LOC1/E1")
     assert [r.body for r in patches] == [
@@ -83,7 +83,7 @@ async def test_a_location_waiting_for_a_retry_holds_back_only_its_own_later_chan
         ("LOC1", "E1"),
     ]
 
-    await make_due(sessions)
+    make_due(hub)
     await drained(hub, partner_id)
     assert [(r.method, r.path) for r in pushes(emsp)[3:]] == [
         ("PUT", f"{LOCATIONS}/LOC1"),
@@ -115,7 +115,7 @@ async def test_a_hanging_partner_does_not_delay_the_others(
 
     gate.set()  # it answers 503 at last: a retry, then everything arrives
     await listed(hub, hanging, "pending", lambda pending: bool(pending) and pending[0]["attempts"] == 1)
-    await make_due(sessions)
+    make_due(hub)
     await drained(hub, hanging)
     assert [(r.method, r.body) for r in pushes(emsp)[1:]] == [
         ("PUT", stored | {"evses": [evse], "last_updated": evse["last_updated"]}),

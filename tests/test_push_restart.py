@@ -16,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub.db.deliveries import Delivery
+from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.settings import Settings
 from tests.conftest import Hub
 from tests.fake_emsp import Failure, FakeEmsp
-from tests.test_push_delivery import LOCATIONS, connect, drained, failed, make_due, put_location, set_status
+from tests.test_push_delivery import LOCATIONS, connect, drained, failed, put_location, set_status
 
 
 def _free_port() -> int:
@@ -55,7 +56,8 @@ async def hub_process(database_url: str, log: Path) -> AsyncIterator[tuple[Hub, 
                     break
                 except httpx.TransportError:
                     await asyncio.sleep(0.02)
-            yield Hub(url=url, settings=Settings(database_url=database_url, public_url=url), http=http), process
+            settings = Settings(database_url=database_url, public_url=url)
+            yield Hub(url=url, settings=settings, http=http, clock=utc_now), process
         finally:
             if process.returncode is None:
                 process.kill()
@@ -79,8 +81,7 @@ async def test_deliveries_waiting_at_a_kill_are_delivered_by_the_next_process(
         waiting = (await session.execute(select(Delivery.evse_uid, Delivery.method).order_by(Delivery.id))).all()
     assert [tuple(row) for row in waiting] == [("", "PUT"), ("E1", "PATCH")]
 
-    emsp.failures.clear()  # the eMSP is back
-    await make_due(sessions)  # and the retry is due
+    emsp.failures.clear()  # the eMSP is back; the first retry comes due within seconds (push/retry.py BACKOFF)
     arrived = len(emsp.requests)
     async with hub_process(database_url, log) as (hub, _):
         await drained(hub, partner_id)

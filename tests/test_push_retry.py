@@ -1,16 +1,14 @@
 """Failed pushes (issue 4 §3): transient failures retried until delivered, permanent ones not, the PATCH fallback,
-dead letters and their retry. Time is made to pass by making the pending deliveries due (make_due)."""
+dead letters and their retry. Time is made to pass on the hub's clock (make_due)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.db.deliveries import Delivery
-from tests.conftest import Hub, HubFactory
+from tests.conftest import Hub, HubFactory, MovableClock
 from tests.fake_emsp import Failure, FakeEmsp
 from tests.test_push_delivery import (
     LOCATIONS,
@@ -46,7 +44,7 @@ async def test_transient_failures_are_retried_until_delivered(
         pending = await failed(hub, partner_id, attempts)
         assert error in pending["last_error"]
         assert datetime.fromisoformat(pending["next_attempt_at"]) > datetime.now(UTC)  # waits for its retry
-        await make_due(sessions)
+        make_due(hub)
     await drained(hub, partner_id)
     assert [r.method for r in pushes(emsp)] == ["PUT"] * (len(failures) + 1)
     assert pushes(emsp)[-1].body == stored
@@ -55,7 +53,7 @@ async def test_transient_failures_are_retried_until_delivered(
 async def test_retry_after_puts_the_next_attempt_at_least_that_far(hub: Hub, emsp: FakeEmsp) -> None:
     partner_id = await connect(hub, emsp)
     emsp.failures = [Failure(http_status=429, retry_after="600")]
-    before = datetime.now(UTC)
+    before = datetime.now(UTC).replace(microsecond=0)  # the hub's clock has whole seconds
     await put_location(hub, "LOC1")
     pending = await failed(hub, partner_id, 1)
     assert datetime.fromisoformat(pending["next_attempt_at"]) >= before + timedelta(seconds=600)
@@ -94,7 +92,7 @@ async def test_no_put_after_a_refused_patch_when_the_emsp_has_this_version(
 
     emsp.stored[f"{LOCATIONS}/LOC1/E1"] = evse  # the eMSP got this version some other way
     emsp.failures = [Failure(status_code=2001)]
-    await make_due(sessions)
+    make_due(hub)
     await drained(hub, partner_id)
     assert [r.method for r in pushes(emsp)[1:]] == ["PATCH", "PATCH", "GET"]
     assert await deliveries(hub, partner_id, "dead") == []
@@ -133,7 +131,7 @@ async def test_after_the_last_attempt_a_dead_letter_that_can_be_retried(
     emsp.failures = [Failure(http_status=500), Failure(http_status=502)]
     stored = await put_location(hub, "LOC1")
     await failed(hub, partner_id, 1)
-    await make_due(sessions)
+    make_due(hub)
     [letter] = await listed(hub, partner_id, "dead", bool)
     assert (letter["location_id"], letter["method"], letter["attempts"]) == ("LOC1", "PUT", 2)
     assert "HTTP 502" in letter["last_error"]
@@ -155,7 +153,7 @@ async def test_a_retried_dead_letter_becomes_a_put_with_what_is_pending(
     emsp.failures = [Failure(http_status=500)] * 2
     await put_location(hub, "LOC1")
     await failed(hub, partner_id, 1)
-    await make_due(sessions)
+    make_due(hub)
     await listed(hub, partner_id, "dead", bool)
 
     emsp.failures = [Failure(status_code=3000)]  # the rename waits for its retry as a pending PATCH
@@ -168,7 +166,7 @@ async def test_a_retried_dead_letter_becomes_a_put_with_what_is_pending(
     assert await deliveries(hub, partner_id, "dead") == []
     [merged] = await deliveries(hub, partner_id)
     assert (merged["id"], merged["method"], merged["revision"]) == (pending["id"], "PUT", 2)
-    await make_due(sessions)
+    make_due(hub)
     await drained(hub, partner_id)
     assert (pushes(emsp)[-1].method, pushes(emsp)[-1].body) == ("PUT", renamed)
 
@@ -181,9 +179,7 @@ async def test_a_delivery_older_than_the_maximum_age_is_given_up(
     emsp.failures = [Failure(http_status=500), Failure(http_status=500)]
     await put_location(hub, "LOC1")
     await failed(hub, partner_id, 1)
-    async with sessions() as session:
-        long_ago = datetime.now(UTC) - timedelta(seconds=3601)
-        await session.execute(update(Delivery).values(first_enqueued_at=long_ago, next_attempt_at=datetime.now(UTC)))
-        await session.commit()
+    assert isinstance(hub.clock, MovableClock)
+    hub.clock.advance(3601)  # the retry is due, and the delivery older than push_max_age
     [letter] = await listed(hub, partner_id, "dead", bool)
     assert letter["attempts"] == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -67,7 +68,7 @@ async def test_registration_issues_token_c_and_revokes_token_a(
     assert partner.token == TOKEN_B
     assert partner.token_hash is not None
     assert TOKEN_A not in partner.token_hash
-    assert partner.roles == [ROLE]
+    assert msgspec.to_builtins(partner.roles) == [ROLE]
     assert partner.endpoint("locations", "RECEIVER") == f"{emsp.base_url}/2.2.1/locations"
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any, cast
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub import errors, registration
 from ocpi_hub.app import create_app
+from ocpi_hub.client import OcpiClient
 from ocpi_hub.db import partners
+from ocpi_hub.ocpi.common import StatusCode
 from tests.conftest import Hub, HubFactory
 from tests.fake_emsp import ROLE, Failure, FakeEmsp
 
@@ -46,7 +50,7 @@ async def test_handshake_stores_token_c_and_hands_out_token_b(
     async with sessions() as session:
         [partner] = await partners.all_partners(session)
     assert partner.token == emsp.token_c  # from now on we call them with C
-    assert partner.roles == [ROLE]
+    assert msgspec.to_builtins(partner.roles) == [ROLE]
     assert partner.version == "2.2.1"
     assert partner.initiator == "hub"
 
@@ -113,7 +117,7 @@ async def test_registered_token_discovers_without_credentials_post(
     assert emsp.requests[-1].path == "/2.2.1/credentials"
     async with sessions() as session:
         [partner] = await partners.all_partners(session)
-    assert (partner.state, partner.token, partner.roles) == ("registered", THEIR_TOKEN_A, [ROLE])
+    assert (partner.state, partner.token, msgspec.to_builtins(partner.roles)) == ("registered", THEIR_TOKEN_A, [ROLE])
     # The agreed token works both ways: they may call every endpoint with it at once.
     assert (await hub.ocpi("GET", "/ocpi/2.2.1/credentials", THEIR_TOKEN_A)).status_code == 200
 
@@ -175,3 +179,55 @@ async def test_internal_api_is_closed_to_remote_clients_without_admin_token(hub:
             transport = httpx.ASGITransport(app=cast(Any, app), client=(client_host, 5000))
             async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
                 assert (await http.get("/api/v0/partners")).status_code == expected, client_host
+
+
+async def test_our_handshake_checks_the_urls_the_partner_answers_with(
+    hub_factory: HubFactory, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # The versions URL comes from the operator and is trusted; the fake's version details URL and endpoints it
+    # answers with are on 127.0.0.1, and we would call them with their token.
+    strict = await hub_factory(allow_private_partner_urls=False)
+    response = await register(strict, emsp)
+    assert response.status_code == 502
+    assert response.json()["error"].startswith(f"registration failed at check partner URL: '{emsp.base_url}/2.2.1'")
+    assert [(r.method, r.path) for r in emsp.requests] == [("GET", "/versions")]
+    async with sessions() as session:
+        assert await partners.all_partners(session) == []
+
+    lenient = await hub_factory(allow_private_partner_urls=True)
+    assert (await register(lenient, emsp)).status_code == 201
+
+
+async def test_discovery_checks_every_endpoint_url() -> None:
+    public = "https://93.184.216.34/ocpi"  # an address literal: checked without resolving anything
+
+    def partner(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/versions"):
+            data: Any = [{"version": "2.2.1", "url": f"{public}/2.2.1"}]
+        else:
+            endpoints = [("credentials", f"{public}/2.2.1/credentials"), ("locations", "http://127.0.0.1:5432/x")]
+            data = {
+                "version": "2.2.1",
+                "endpoints": [{"identifier": i, "role": "RECEIVER", "url": u} for i, u in endpoints],
+            }
+        return httpx.Response(200, json={"data": data, "status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(partner)) as http:
+        client = OcpiClient(http)
+        with pytest.raises(errors.PartnerFailed) as failed:
+            await registration.discover(client, f"{public}/versions", token="t", allow_private=False)
+        assert "check partner URL: 'http://127.0.0.1:5432/x'" in failed.value.message
+        assert failed.value.ocpi_status == StatusCode.UNABLE_TO_USE_CLIENT_API
+        found = await registration.discover(client, f"{public}/versions", token="t", allow_private=True)
+    assert found.endpoints[1].url == "http://127.0.0.1:5432/x"
+
+
+async def test_repeated_roles_in_the_partners_answer_are_its_failure(
+    hub: Hub, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    emsp.roles = [ROLE, ROLE]
+    response = await register(hub, emsp)
+    assert response.status_code == 502
+    assert response.json()["error"].startswith("registration failed at POST credentials: roles: (EMSP, DE, EMP)")
+    async with sessions() as session:
+        assert await partners.all_partners(session) == []

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import cli
-from ocpi_hub import locations as store
 from ocpi_hub.db import locations as locations_db
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.locations import LocationDocument, LocationRow
@@ -25,6 +24,7 @@ from ocpi_hub.db.sync_sources import SyncSource
 from ocpi_hub.evsevo.convert import decode_location_record, location_to_ocpi
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.settings import Party, Settings, SettingsError, load_settings
+from ocpi_hub.stores import locations as store
 from ocpi_hub.sync.run import SyncReport, sync
 from tests.conftest import HubFactory
 from tests.servers import serve
@@ -302,6 +302,7 @@ async def test_locations_the_sync_did_not_create_are_never_removed(
     )
     async with sessions() as session:  # as the internal API would
         await store.save_location(session, converted.value, now=datetime(2025, 1, 1, tzinfo=UTC))
+        await session.commit()
     await run(write_json(tmp_path / "export.json", [record(1)]))
     report = await run(write_json(tmp_path / "export.json", [record(2)]), sync_max_remove_share=1.0)
     assert (report.created, report.removed) == (1, 1)
@@ -332,7 +333,9 @@ async def test_lenient_mode_drops_what_strict_mode_rejects(tmp_path: Path, run: 
 async def test_progress_is_reported_per_record(tmp_path: Path, sessions: Sessions, settings: Settings) -> None:
     calls: list[tuple[int, int]] = []
     source = write_json(tmp_path / "export.json", [record(1), record(2)])
-    await sync(sessions, settings, source, progress=lambda done, total: calls.append((done, total)))
+    await sync(
+        sessions, settings, source, clock=ticking_clock(), progress=lambda done, total: calls.append((done, total))
+    )
     assert calls == [(1, 2), (2, 2)]
 
 

@@ -12,8 +12,8 @@ from ocpi_hub.client import OcpiClient
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
 from ocpi_hub.settings import Settings
 
-# (module, role, path below /ocpi/{version}) of every module the hub serves.
-ModuleList = list[tuple[ModuleID, InterfaceRole, str]]
+# (module, our role) of every module the hub serves; each is mounted at /ocpi/{version}/{module}.
+ModuleList = list[tuple[ModuleID, InterfaceRole]]
 
 Db = NamedDependency[AsyncSession]  # a session per request
 Sessions = NamedDependency[async_sessionmaker[AsyncSession]]  # for work that spans partner calls

@@ -51,6 +51,8 @@ class Connector(_Body):
     power_type: Literal["AC_1_PHASE", "AC_3_PHASE", "DC"]  # the seed's subset of PowerType
     max_voltage: Int32
     max_amperage: Int32
+    # Not in the seed: the ids of our Tariffs that apply (PUT /api/v0/tariffs/{id} first; OCPI Connector.tariff_ids).
+    tariff_ids: list[CiString36] | None = None
 
 
 class Evse(_Body, kw_only=True):  # kw_only repeated for mypy, which does not see it inherited
@@ -89,6 +91,7 @@ def _connector(body: Connector, path: str, now: datetime) -> ocpi.Connector:
         power_type=ocpi.PowerType(body.power_type),
         max_voltage=body.max_voltage,
         max_amperage=body.max_amperage,
+        tariff_ids=body.tariff_ids or None,
         last_updated=now,
     )
 

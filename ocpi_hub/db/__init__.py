@@ -3,7 +3,17 @@
 Importing this package registers every table on `Base.metadata` (alembic compares against it).
 """
 
-from ocpi_hub.db import certificates, chargestations, deliveries, locations, partners, sync_sources, tokens
+from ocpi_hub.db import certificates, chargestations, deliveries, locations, partners, sync_sources, tariffs, tokens
 from ocpi_hub.db.base import Base
 
-__all__ = ["Base", "certificates", "chargestations", "deliveries", "locations", "partners", "sync_sources", "tokens"]
+__all__ = [
+    "Base",
+    "certificates",
+    "chargestations",
+    "deliveries",
+    "locations",
+    "partners",
+    "sync_sources",
+    "tariffs",
+    "tokens",
+]

@@ -34,7 +34,6 @@ async def put(session: AsyncSession, certificate_hash: str, pem: str, *, now: da
             set_={"certificate": statement.excluded.certificate, "uploaded_at": statement.excluded.uploaded_at},
         )
     )
-    await session.commit()
 
 
 async def get(session: AsyncSession, certificate_hash: str) -> str | None:
@@ -48,5 +47,4 @@ async def remove(session: AsyncSession, certificate_hash: str) -> bool:
     if row is None:
         return False
     await session.delete(row)
-    await session.commit()
     return True

@@ -12,6 +12,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ocpi_hub import errors
 from ocpi_hub.certificates import normalise_hash
 from ocpi_hub.csms import chargestation as csms
 from ocpi_hub.db.base import Base, UtcDateTime, insert_on_conflict
@@ -63,7 +64,7 @@ class ChargeStationTrigger(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class ReportConflictError(Exception):
+class ReportConflictError(errors.Conflict):
     """A gateway report about something that was never asked of the station, or was asked differently since."""
 
 
@@ -86,7 +87,6 @@ async def _upsert(
             statement.on_conflict_do_update(index_elements=key, set_=replaced),
             sorted(rows, key=lambda row: [row[name] for name in key]),
         )
-    await session.commit()
 
 
 async def register(session: AsyncSession, cs_id: str, auth: csms.ChargeStationAuth, *, now: datetime) -> None:
@@ -175,4 +175,3 @@ async def apply_report(
     if report.registration_status is not None:
         station.registration_status = report.registration_status
     station.updated_at = now
-    await session.commit()

@@ -1,10 +1,14 @@
-"""The push outbox: one row per (partner, object) change waiting to reach the partner's Locations Receiver.
+"""The outbox table: one row per (partner, object) change waiting to reach that partner's Receiver interface.
 
-A row names the object (location, EVSE uid, connector id; "" where absent) and what to send (PUT, or PATCH of the
-fields in the `fields` bitmask), never the body: the body is read from the stored Location when it is sent, so that
-the partner always gets the newest state. There is at most one pending row per (partner, object): a new change of
-the same object updates that row in place (its `revision` goes up, its `id`, which is the delivery order, stays).
-Dead rows (given up on) sit outside that rule, so a new change of the object starts a new pending row.
+A row names the module, the object (ObjectKey: country_code, party_id, id, and in Locations the EVSE uid and
+Connector id, "" where absent) and what to send: the method and, for a PATCH, the changed fields by name. Never the
+body: the body is read from the store when it is sent, so that the partner always gets the newest state. There is
+at most one pending row per (partner, object): a new change of the same object is merged into that row (its
+`revision` goes up, its `id`, which is the delivery order, stays). Dead rows (given up on) sit outside that rule,
+so a new change of the object starts a new pending row.
+
+A PATCH's fields are kept as names between commas (",status,last_updated,"), so that merging two PATCHes happens
+inside the INSERT … ON CONFLICT and no struct's field order is part of what a stored row means.
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ from sqlalchemy import (
     Index,
     Insert,
     Integer,
+    Select,
     String,
     Table,
+    Text,
     and_,
-    bindparam,
     case,
     delete,
     exists,
     func,
     literal,
     literal_column,
+    or_,
     select,
     true,
     tuple_,
@@ -39,14 +45,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ocpi_hub.changes import Method, ObjectKey
 from ocpi_hub.db.base import UPSERT_DIALECTS, Base, UtcDateTime, insert_on_conflict
-from ocpi_hub.db.locations import LocationDocument, LocationRow
-from ocpi_hub.ocpi.versions import VersionNumber
-
-
-class Method(enum.StrEnum):
-    PUT = "PUT"
-    PATCH = "PATCH"
+from ocpi_hub.ocpi.versions import ModuleID
 
 
 class DeliveryState(enum.StrEnum):
@@ -59,11 +60,14 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the delivery order
     partner_id: Mapped[int] = mapped_column(Integer, ForeignKey("partners.id", ondelete="CASCADE"))
-    location_seq: Mapped[int] = mapped_column(Integer, ForeignKey("locations.seq"))
-    evse_uid: Mapped[str] = mapped_column(String(36))  # "" for a Location
-    connector_id: Mapped[str] = mapped_column(String(36))  # "" for a Location or an EVSE
-    method: Mapped[str] = mapped_column(String(5))
-    fields: Mapped[int] = mapped_column(Integer)  # PATCH: bit i = field i of the object's struct; PUT: 0
+    module: Mapped[str] = mapped_column(String(16))  # the OCPI module id (locations, tariffs, ...)
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    object_id: Mapped[str] = mapped_column(String(36))
+    evse_uid: Mapped[str] = mapped_column(String(36))  # Locations only; "" otherwise
+    connector_id: Mapped[str] = mapped_column(String(36))  # Locations only; "" otherwise
+    method: Mapped[str] = mapped_column(String(6))
+    fields: Mapped[str] = mapped_column(Text)  # PATCH: ",name,name,"; "" otherwise
     state: Mapped[str] = mapped_column(String(7))
     attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -73,11 +77,10 @@ class Delivery(Base):
 
 
 _t = cast(Table, Delivery.__table__)
-_locations = cast(Table, LocationRow.__table__)
-_documents = cast(Table, LocationDocument.__table__)
 # A literal, not a parameter: it is also the predicate of the partial index, which ON CONFLICT must name as such.
 _PENDING: ColumnElement[bool] = _t.c.state == literal_column(f"'{DeliveryState.PENDING}'")
-_KEY = [_t.c.partner_id, _t.c.location_seq, _t.c.evse_uid, _t.c.connector_id]
+_OBJECT = [_t.c.module, _t.c.country_code, _t.c.party_id, _t.c.object_id, _t.c.evse_uid, _t.c.connector_id]
+_KEY = [_t.c.partner_id, *_OBJECT]
 
 # The coalescing rule needs this index: at most one pending row per (partner, object).
 Index("uq_deliveries_pending", *_KEY, unique=True, sqlite_where=_PENDING, postgresql_where=_PENDING)
@@ -85,79 +88,116 @@ Index("uq_deliveries_pending", *_KEY, unique=True, sqlite_where=_PENDING, postgr
 Index("ix_deliveries_queue", _t.c.partner_id, _t.c.state, _t.c.id)
 
 
-@dataclass(frozen=True)
-class Pending:
-    """A change to deliver to one partner."""
-
-    partner_id: int
-    location_key: str  # the Location's id upper-cased (locations.key)
-    evse_uid: str
-    connector_id: str
-    method: Method
-    fields: int
+def encode_fields(names: Sequence[str]) -> str:
+    return "," + ",".join(sorted(set(names))) + "," if names else ""
 
 
-def _coalescing(statement: Any) -> Insert:
+def decode_fields(stored: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for name in stored.split(",") if name))  # merges may repeat a name
+
+
+# Which deliveries wait for which (OCPI 2.2.1 §8.3 and docs/cpo-modules.md §3.6): a Connector may only name a
+# Tariff the eMSP has, so a Locations delivery waits for every Tariffs PUT queued before it; and a Tariff is
+# deleted only after the Locations that stopped naming it, so a Tariffs DELETE waits for every Locations delivery
+# queued before it. (module, method or None for any) waits for (module, method or None).
+WAITS_FOR: tuple[tuple[ModuleID, Method | None, ModuleID, Method | None], ...] = (
+    (ModuleID.LOCATIONS, None, ModuleID.TARIFFS, Method.PUT),
+    (ModuleID.TARIFFS, Method.DELETE, ModuleID.LOCATIONS, None),
+)
+
+
+def _of(rows: Any, module: ModuleID, method: Method | None) -> ColumnElement[bool]:
+    condition = rows.c.module == module
+    return condition if method is None else and_(condition, rows.c.method == method)
+
+
+def _coalescing(statement: Any, dialect: str) -> Insert:
     """… ON CONFLICT (pending row of the same object) merge into it: PATCH + PATCH is a PATCH of both field sets,
-    anything with a PUT is a PUT. The row keeps its place, its attempts and its schedule."""
+    otherwise the newest method wins (PATCH after PUT is a PUT: the PUT reads the newest state anyway). The row keeps
+    its place, its attempts and its schedule."""
     new = statement.excluded
     both_patch = and_(_t.c.method == Method.PATCH, new.method == Method.PATCH)
+    patch_after_put = and_(_t.c.method == Method.PUT, new.method == Method.PATCH)
+    contains = func.strpos if dialect == "postgresql" else func.instr
+    fields = case(
+        (contains(_t.c.fields, new.fields) > 0, _t.c.fields),  # the usual case: the same field again
+        else_=_t.c.fields + func.substr(new.fields, 2),
+    )
     merged: Insert = statement.on_conflict_do_update(
         index_elements=_KEY,
         index_where=_PENDING,
         set_={
-            "method": case((both_patch, Method.PATCH), else_=Method.PUT),
-            "fields": case((both_patch, _t.c.fields.bitwise_or(new.fields)), else_=0),
+            "method": case((patch_after_put, Method.PUT), else_=new.method),
+            "fields": case((both_patch, fields), else_=""),
             "revision": _t.c.revision + 1,
         },
     )
     return merged
 
 
-# Built once per dialect: this runs with every change of the store. The Location is named by its key, its seq
-# looked up in the same statement.
-_ADD = {
-    name: _coalescing(
-        dialect.insert(_t).values(
-            location_seq=select(_locations.c.seq).where(_locations.c.key == bindparam("location_key")).scalar_subquery()
-        )
-    )
-    for name, dialect in UPSERT_DIALECTS.items()
-}
+_ADD = {name: _coalescing(dialect.insert(_t), name) for name, dialect in UPSERT_DIALECTS.items()}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A change to deliver to one partner."""
+
+    partner_id: int
+    module: ModuleID
+    key: ObjectKey
+    method: Method
+    fields: tuple[str, ...] = ()
+
+
+def _row(p: Pending, now: datetime) -> dict[str, Any]:
+    return {
+        "partner_id": p.partner_id,
+        "module": p.module,
+        "country_code": p.key.country_code,
+        "party_id": p.key.party_id,
+        "object_id": p.key.id,
+        "evse_uid": p.key.evse_uid,
+        "connector_id": p.key.connector_id,
+        "method": p.method,
+        "fields": encode_fields(p.fields) if p.method == Method.PATCH else "",
+        "state": DeliveryState.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "first_enqueued_at": now,
+        "revision": 1,
+    }
 
 
 async def add(session: AsyncSession, pending: Sequence[Pending], *, now: datetime) -> None:
-    """Queue these changes, merged into the pending rows of the same objects; not committed."""
+    """Queue these changes, merged into the pending rows of the same objects; not committed.
+
+    A DELETE takes the last place in the order: what was queued before it (a Location that stops naming a Tariff)
+    must arrive first, so a pending row of the object is replaced rather than merged into."""
     if not pending:
         return
-    rows = [
-        {
-            "partner_id": p.partner_id,
-            "location_key": p.location_key,
-            "evse_uid": p.evse_uid,
-            "connector_id": p.connector_id,
-            "method": p.method,
-            "fields": p.fields,
-            "state": DeliveryState.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "first_enqueued_at": now,
-            "revision": 1,
-        }
-        for p in pending
-    ]
-    await session.execute(_ADD[session.get_bind().dialect.name], rows)
+    deletes = [p for p in pending if p.method == Method.DELETE]
+    for p in deletes:
+        await session.execute(
+            delete(_t).where(_PENDING, *(c == v for c, v in zip(_KEY, _row(p, now).values(), strict=False)))
+        )
+    await session.execute(_ADD[session.get_bind().dialect.name], [_row(p, now) for p in pending])
 
 
-async def add_every_location(session: AsyncSession, partner_id: int, *, now: datetime) -> int:
-    """Queue a PUT of every stored Location for the partner, in one INSERT … SELECT; not committed."""
+async def add_every(
+    session: AsyncSession, partner_id: int, module: ModuleID, objects: Select[Any], *, now: datetime
+) -> int:
+    """Queue a PUT of every object `objects` selects (country_code, party_id, id, in order) for the partner, in one
+    INSERT … SELECT; not committed. Returns how many."""
     values = {
         "partner_id": literal(partner_id),
-        "location_seq": _locations.c.seq,
+        "module": literal(module.value),
+        "country_code": objects.selected_columns[0],
+        "party_id": objects.selected_columns[1],
+        "object_id": objects.selected_columns[2],
         "evse_uid": literal(""),
         "connector_id": literal(""),
         "method": literal(Method.PUT.value),
-        "fields": literal(0),
+        "fields": literal(""),
         "state": literal(DeliveryState.PENDING.value),
         "attempts": literal(0),
         "next_attempt_at": literal(now, UtcDateTime),
@@ -165,65 +205,58 @@ async def add_every_location(session: AsyncSession, partner_id: int, *, now: dat
         "revision": literal(1),
     }
     # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT, or its parser reads ON as a join constraint.
-    every = select(*values.values()).where(true()).order_by(_locations.c.seq)
-    return _rowcount(
-        await session.execute(_coalescing(insert_on_conflict(session, _t).from_select(list(values), every)))
-    )
+    columns: list[Any] = list(values.values())
+    every = objects.with_only_columns(*columns).where(true())
+    dialect = session.get_bind().dialect.name
+    statement = _coalescing(insert_on_conflict(session, _t).from_select(list(values), every), dialect)
+    return _rowcount(await session.execute(statement))
 
 
 @dataclass(frozen=True)
 class Due:
-    """A pending delivery with what sending it needs: the Location's owner and its JSON for the partner's version."""
+    """A pending delivery, as the worker sends it."""
 
     id: int
     revision: int
+    module: ModuleID
+    key: ObjectKey
     method: Method
-    fields: int
+    fields: tuple[str, ...]
     attempts: int
     first_enqueued_at: datetime
-    location_seq: int
-    location_id: str
-    evse_uid: str
-    connector_id: str
-    country_code: str
-    party_id: str
-    body: bytes
+
+    @property
+    def chain(self) -> tuple[str, str]:
+        """What must be sent in order: every delivery of one object (a Location with its EVSEs and Connectors)."""
+        return self.module, self.key.id.upper()
 
 
-async def due(session: AsyncSession, partner_id: int, *, version: str, now: datetime, limit: int) -> list[Due]:
-    """The partner's next pending deliveries that are due, in delivery order, except those of Locations with a
-    delivery that waits for its retry: one Location's pushes reach the partner in order."""
-    # Not correlated: the (few) Locations waiting for a retry are found once per batch, not once per row.
-    waiting = select(_t.c.location_seq).where(_t.c.partner_id == partner_id, _PENDING, _t.c.next_attempt_at > now)
-    body = _documents.c.body_22 if version == VersionNumber.V2_2 else _documents.c.body_221
-    query = (
-        select(
-            _t.c.id,
-            _t.c.revision,
-            _t.c.method,
-            _t.c.fields,
-            _t.c.attempts,
-            _t.c.first_enqueued_at,
-            _t.c.location_seq,
-            _locations.c.id.label("location_id"),
-            _t.c.evse_uid,
-            _t.c.connector_id,
-            _locations.c.country_code,
-            _locations.c.party_id,
-            body.label("body"),
-        )
-        .join_from(_t, _locations, _locations.c.seq == _t.c.location_seq)
-        .join(_documents, _documents.c.seq == _t.c.location_seq)
-        .where(
-            _t.c.partner_id == partner_id,
-            _PENDING,
-            _t.c.next_attempt_at <= now,
-            _t.c.location_seq.not_in(waiting),
-        )
-        .order_by(_t.c.id)
-        .limit(limit)
+async def due(session: AsyncSession, partner_id: int, *, now: datetime, limit: int) -> list[Due]:
+    """The partner's next pending deliveries that are due, in delivery order, except those of objects with a
+    delivery that waits for its retry (one object's pushes reach the partner in order) and those that wait for a
+    delivery of another module (WAITS_FOR)."""
+    mine = and_(_t.c.partner_id == partner_id, _PENDING)
+    # Not correlated: the (few) objects waiting for a retry are found once per batch, not once per row.
+    waiting = select(_t.c.module, func.upper(_t.c.object_id)).where(mine, _t.c.next_attempt_at > now)
+    conditions = [mine, _t.c.next_attempt_at <= now, tuple_(_t.c.module, func.upper(_t.c.object_id)).not_in(waiting)]
+    for module, method, first, first_method in WAITS_FOR:
+        barrier = select(func.min(_t.c.id)).where(mine, _of(_t, first, first_method)).scalar_subquery()
+        conditions.append(or_(~_of(_t, module, method), barrier.is_(None), _t.c.id < barrier))
+    query = select(_t).where(*conditions).order_by(_t.c.id).limit(limit)
+    return [_due(row) for row in await session.execute(query)]
+
+
+def _due(row: Any) -> Due:
+    return Due(
+        id=row.id,
+        revision=row.revision,
+        module=ModuleID(row.module),
+        key=ObjectKey(row.country_code, row.party_id, row.object_id, row.evse_uid, row.connector_id),
+        method=Method(row.method),
+        fields=decode_fields(row.fields),
+        attempts=row.attempts,
+        first_enqueued_at=row.first_enqueued_at,
     )
-    return [Due(**(row._asdict() | {"method": Method(row.method)})) for row in await session.execute(query)]
 
 
 async def waiting(session: AsyncSession, delivery_id: int, *, now: datetime) -> bool:
@@ -287,11 +320,10 @@ class Listed:
     """A delivery as the internal API shows it."""
 
     id: int
-    location_id: str
-    evse_uid: str
-    connector_id: str
+    module: ModuleID
+    key: ObjectKey
     method: Method
-    fields: int
+    fields: tuple[str, ...]
     state: DeliveryState
     attempts: int
     next_attempt_at: datetime
@@ -306,29 +338,23 @@ async def page(
     """(how many, one page of them in delivery order) of the partner's deliveries in `state`."""
     where = and_(_t.c.partner_id == partner_id, _t.c.state == state)
     total = (await session.execute(select(func.count()).select_from(_t).where(where))).scalar_one()
-    query = (
-        select(
-            _t.c.id,
-            _locations.c.id.label("location_id"),
-            _t.c.evse_uid,
-            _t.c.connector_id,
-            _t.c.method,
-            _t.c.fields,
-            _t.c.state,
-            _t.c.attempts,
-            _t.c.next_attempt_at,
-            _t.c.first_enqueued_at,
-            _t.c.last_error,
-            _t.c.revision,
+    rows = await session.execute(select(_t).where(where).order_by(_t.c.id).offset(offset).limit(limit))
+    listed = [
+        Listed(
+            id=r.id,
+            module=ModuleID(r.module),
+            key=ObjectKey(r.country_code, r.party_id, r.object_id, r.evse_uid, r.connector_id),
+            method=Method(r.method),
+            fields=decode_fields(r.fields),
+            state=DeliveryState(r.state),
+            attempts=r.attempts,
+            next_attempt_at=r.next_attempt_at,
+            first_enqueued_at=r.first_enqueued_at,
+            last_error=r.last_error,
+            revision=r.revision,
         )
-        .join_from(_t, _locations, _locations.c.seq == _t.c.location_seq)
-        .where(where)
-        .order_by(_t.c.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    rows = await session.execute(query)
-    listed = [Listed(**(r._asdict() | {"method": Method(r.method), "state": DeliveryState(r.state)})) for r in rows]
+        for r in rows
+    ]
     return total, listed
 
 
@@ -336,9 +362,9 @@ async def revive(session: AsyncSession, partner_id: int, *, delivery_id: int | N
     """Dead deliveries of the partner (all, or one) pending again, due now, attempts from zero; not committed.
     Returns how many dead deliveries were retried.
 
-    A retried delivery is sent as a PUT of the whole object: after a failure, what the eMSP has is unknown. Per
-    object one pending row remains: the pending one if there is one (it becomes the PUT), else the oldest dead one,
-    which keeps its place in the order.
+    A retried PATCH is sent as a PUT of the whole object: after a failure, what the eMSP has is unknown. Per object
+    one pending row remains: the pending one if there is one (a PATCH of it becomes the PUT), else the oldest dead
+    one, which keeps its place in the order.
     """
 
     def chosen(rows: Any) -> ColumnElement[bool]:
@@ -350,11 +376,11 @@ async def revive(session: AsyncSession, partner_id: int, *, delivery_id: int | N
 
     dead, pending = _t.alias("dead"), _t.alias("pending")
     has_pending = exists().where(same_object(pending), pending.c.state == DeliveryState.PENDING)
-    put = {"method": Method.PUT, "fields": 0}
+    whole = {"method": case((_t.c.method == Method.PATCH, Method.PUT), else_=_t.c.method), "fields": ""}
     await session.execute(
         update(_t)
         .where(_PENDING, exists().where(same_object(dead), chosen(dead)))
-        .values({**put, "revision": _t.c.revision + 1})
+        .values({**whole, "revision": _t.c.revision + 1})
     )
     retried = await session.execute(delete(_t).where(chosen(_t), has_pending))
     older = exists().where(same_object(dead), chosen(dead), dead.c.id < _t.c.id)
@@ -363,7 +389,7 @@ async def revive(session: AsyncSession, partner_id: int, *, delivery_id: int | N
         update(_t)
         .where(chosen(_t))
         .values(
-            {**put, "state": DeliveryState.PENDING, "attempts": 0, "next_attempt_at": now, "first_enqueued_at": now}
+            {**whole, "state": DeliveryState.PENDING, "attempts": 0, "next_attempt_at": now, "first_enqueued_at": now}
         )
     )
     return sum(_rowcount(r) for r in (retried, retried_too, revived))

@@ -1,4 +1,4 @@
-"""Exact validation of per-process read caches: has anything been committed since we last looked?
+"""The database's commit number, for exact per-process caches: has anything been committed since we last looked?
 
 Each database answers with a number that every commit changes, made by any connection of any process:
 - SQLite: `PRAGMA data_version` on a connection of our own that never writes. It reads the WAL index in shared
@@ -20,12 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +38,14 @@ class Freshness:
         self._connections_in_use = asyncio.Semaphore(_CONNECTIONS)
         self._question: asyncio.Future[int | None] | None = None
         database = engine.url.database
-        if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        self._sqlite_file = database if engine.url.get_backend_name() == "sqlite" and database != ":memory:" else None
+
+    def open(self) -> None:
+        """Open what asking needs (called when the app starts, so that an app never started holds nothing)."""
+        if self._sqlite_file:
             # Not opened read-only: a read-only connection cannot open a WAL database whose -shm file the last
             # writer removed. It never writes. check_same_thread=False: opened in the lifespan, used by the loop.
-            self._sqlite = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+            self._sqlite = sqlite3.connect(self._sqlite_file, check_same_thread=False, isolation_level=None)
 
     async def version(self) -> int | None:
         """A number that changes whenever anything was committed; None when the database cannot tell.
@@ -94,6 +94,7 @@ class Freshness:
     async def close(self) -> None:
         if self._sqlite is not None:
             self._sqlite.close()
+            self._sqlite = None
         while self._held:
             await self._held.pop().close()
 
@@ -103,28 +104,3 @@ async def _discard(connection: AsyncConnection) -> None:
         await connection.invalidate()
     except Exception:  # the connection is already gone: nothing more to release
         log.debug("discarding a broken freshness connection failed", exc_info=True)
-
-
-class ReadCache(Generic[K, V]):
-    """A bounded map whose entries are valid only while `Freshness.version()` stays what it was when they were
-    read from the database: a request asks the version once, and any commit anywhere since empties the map, so a
-    cached answer never hides a change from the next request. Without a version it caches nothing."""
-
-    def __init__(self, *, max_entries: int) -> None:
-        self._max_entries = max_entries
-        self._version: int | None = None
-        self._entries: dict[K, V] = {}
-
-    def get(self, key: K, version: int | None) -> V | None:
-        if version != self._version:
-            self._entries.clear()
-            self._version = version
-        return None if version is None else self._entries.get(key)
-
-    def put(self, key: K, value: V, *, seen: int | None) -> None:
-        """Keep `value`, read from the database after the version `seen` was asked."""
-        if seen is None or seen != self._version:
-            return  # a commit was seen while we read: the value may already be stale
-        if len(self._entries) >= self._max_entries:
-            self._entries.pop(next(iter(self._entries)))  # oldest first: crawls move on, they rarely come back
-        self._entries[key] = value

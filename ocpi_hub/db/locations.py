@@ -13,6 +13,7 @@ The 2.2.1 body is the source of truth for modifications (see ocpi_hub.locations)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -41,6 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.sender import Document, PageQuery
+from ocpi_hub.db.transaction import ConcurrentWriteError
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi.versions import VersionNumber
 
@@ -98,10 +101,6 @@ class Bodies:
 _INSERT_LOCK = 0x6F637069_6C6F63
 
 
-class ConcurrentUpdateError(Exception):
-    """The row changed between our read and our write: the caller reads again and retries."""
-
-
 async def load(session: AsyncSession, location_id: str, *, for_update: bool = False) -> Stored | None:
     """The stored Location. `for_update`: PostgreSQL locks its row until the transaction ends, so that concurrent
     writers of one Location queue instead of retrying (SQLite has one writer at a time anyway)."""
@@ -151,17 +150,10 @@ async def update_location(session: AsyncSession, stored: Stored, location: ocpi.
     )
     changed = cast("CursorResult[Any]", await session.execute(statement))
     if changed.rowcount != 1:
-        raise ConcurrentUpdateError(location.id)
+        raise ConcurrentWriteError(location.id)
     await session.execute(
         update(_docs).where(_docs.c.seq == stored.seq).values(body_221=bodies.v221, body_22=bodies.v22)
     )
-
-
-@dataclass(frozen=True)
-class Document:
-    body: bytes
-    country_code: str
-    party_id: str
 
 
 async def document(session: AsyncSession, location_id: str, *, version: str) -> Document | None:
@@ -170,17 +162,6 @@ async def document(session: AsyncSession, location_id: str, *, version: str) -> 
     result = await connection.execute(_document_statement(version), {"key": location_id.upper()})
     row = result.first()
     return None if row is None else Document(body=row.body, country_code=row.country_code, party_id=row.party_id)
-
-
-@dataclass(frozen=True)
-class PageQuery:
-    """A page of the list (digest §1.7): date_from inclusive, date_to exclusive, optionally of one party."""
-
-    offset: int
-    limit: int
-    date_from: datetime | None = None
-    date_to: datetime | None = None
-    party: tuple[str, str] | None = None
 
 
 async def page(session: AsyncSession, query: PageQuery, *, version: str) -> tuple[int, list[bytes]]:
@@ -247,3 +228,17 @@ def _page_statement(version: str, dated_from: bool, dated_to: bool, of_party: bo
         .select_from(total.outerjoin(chosen, true()).outerjoin(_docs, _docs.c.seq == chosen.c.seq))
         .order_by(chosen.c.seq)
     )
+
+
+# Every Location, oldest first, as the outbox's initial push selects them.
+EVERY: Select[Any] = select(_rows.c.country_code, _rows.c.party_id, _rows.c.id).order_by(_rows.c.seq)
+
+
+async def bodies(session: AsyncSession, location_ids: Sequence[str], version: str) -> dict[str, bytes]:
+    """The JSON of these Locations for `version` (by upper-cased id), as the push worker sends them."""
+    query = (
+        select(_rows.c.key, _body(version).label("body"))
+        .join_from(_rows, _docs, _docs.c.seq == _rows.c.seq)
+        .where(_rows.c.key.in_({i.upper() for i in location_ids}))
+    )
+    return {row.key: row.body for row in await session.execute(query)}

@@ -6,12 +6,15 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, select
+import msgspec
+from sqlalchemy import JSON, Boolean, Dialect, Integer, String, TypeDecorator, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ocpi_hub.auth import hash_token
+from ocpi_hub.credentials_token import hash_token
 from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.ocpi.credentials import CredentialsRole
+from ocpi_hub.ocpi.versions import Endpoint
 
 
 class PartnerState(enum.StrEnum):
@@ -28,6 +31,24 @@ class Initiator(enum.StrEnum):
     HUB = "hub"
 
 
+class _Json(TypeDecorator[Any]):
+    """A msgspec type stored as JSON: the partner's roles and endpoints are typed in Python, plain JSON in the
+    table (the same JSON as the wire's)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, type_: Any) -> None:
+        super().__init__()
+        self.type_ = type_
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return msgspec.to_builtins(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return msgspec.convert(value, self.type_)
+
+
 class Partner(Base):
     __tablename__ = "partners"
 
@@ -41,20 +62,17 @@ class Partner(Base):
     send_base64: Mapped[bool] = mapped_column(Boolean, default=True)
     versions_url: Mapped[str | None] = mapped_column(String(255))
     version: Mapped[str | None] = mapped_column(String(8))
-    roles: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    endpoints: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    roles: Mapped[list[CredentialsRole]] = mapped_column(_Json(list[CredentialsRole]), default=list)
+    endpoints: Mapped[list[Endpoint]] = mapped_column(_Json(list[Endpoint]), default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     def endpoint(self, identifier: str, role: str) -> str | None:
-        return next(
-            (e["url"] for e in self.endpoints if e.get("identifier") == identifier and e.get("role") == role),
-            None,
-        )
+        return next((e.url for e in self.endpoints if e.identifier == identifier and e.role == role), None)
 
     def has_party(self, country_code: str, party_id: str) -> bool:
         key = (country_code.upper(), party_id.upper())
-        return any((r["country_code"].upper(), r["party_id"].upper()) == key for r in self.roles)
+        return any((r.country_code.upper(), r.party_id.upper()) == key for r in self.roles)
 
 
 async def by_presented_token(session: AsyncSession, candidates: list[str]) -> Partner | None:
@@ -65,8 +83,8 @@ async def by_presented_token(session: AsyncSession, candidates: list[str]) -> Pa
     return (await session.scalars(select(Partner).where(Partner.token_hash.in_(hashes)))).first()
 
 
-async def by_id(session: AsyncSession, partner_id: int) -> Partner | None:
-    return await session.get(Partner, partner_id)
+async def by_id(session: AsyncSession, partner_id: int, *, for_update: bool = False) -> Partner | None:
+    return await session.get(Partner, partner_id, with_for_update=for_update)
 
 
 async def by_versions_url(session: AsyncSession, url: str, *, state: PartnerState) -> Partner | None:

@@ -102,7 +102,6 @@ async def put(session: AsyncSession, token: ocpi.Token) -> bool:
     if not created:
         # An update, not a delete and insert: the token keeps its id, and so its place in lists.
         await session.execute(update(Token).where(_is(ocpi.key_of(token))).values(values))
-    await session.commit()
     return created
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -400,3 +400,18 @@ def checked(obj: S) -> S:
     Raises msgspec.ValidationError naming the path and the rule of the first violation.
     """
     return msgspec.json.decode(json_encoder.encode(obj), type=type(obj))
+
+
+def child(location: dict[str, Any], evse_uid: str, connector_id: str = "") -> dict[str, Any] | None:
+    """The EVSE or Connector that `evse_uid` (and `connector_id`) name in a Location's JSON, or the Location itself
+    when `evse_uid` is empty; ids compared case-insensitively (they are CiStrings)."""
+    if not evse_uid:
+        return location
+    evse = _named(location.get("evses"), "uid", evse_uid)
+    if evse is None or not connector_id:
+        return evse
+    return _named(evse.get("connectors"), "id", connector_id)
+
+
+def _named(items: list[dict[str, Any]] | None, key: str, wanted: str) -> dict[str, Any] | None:
+    return next((item for item in items or () if item[key].upper() == wanted.upper()), None)

@@ -1,9 +1,11 @@
-"""One delivery as calls to the eMSP's Locations Receiver (OCPI 2.2.1 §8.3, digest §5.3).
+"""One delivery as calls to a partner's Receiver interface (OCPI 2.2.1 §3.1 push model; Locations §8.3, Tariffs
+§11.3).
 
-The body is read when the delivery is sent, from the stored Location as the partner's version sees it (the 2.2 view
-for 2.2 partners), so that the newest state is what arrives. An EVSE or Connector the partner's version cannot show
-has nothing to send and counts as delivered. A PATCH the eMSP refuses (permanently) is followed by the spec's
-fallback (§1.2): GET the object from the eMSP, and PUT the full object unless the eMSP already has this version.
+The body is read when the delivery is sent, from the store as the partner's version sees it (the 2.2 view for 2.2
+partners), so that the newest state is what arrives. An object the store no longer has, or that the partner's
+version cannot show, has nothing to send and counts as delivered. A DELETE the partner answers with 404 arrived:
+the object is gone there. A PATCH the partner refuses (permanently) is followed by the spec's fallback
+(docs/ocpi.md §1.2): GET the object from the partner, and PUT the full object unless it already has this version.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Any
 
 import msgspec
 
+from ocpi_hub.changes import Method
 from ocpi_hub.client import OcpiClient, PartnerCallError, Routing, join_url
-from ocpi_hub.db.deliveries import Due, Method
+from ocpi_hub.db.deliveries import Due
 from ocpi_hub.db.partners import Partner
+from ocpi_hub.ocpi import locations
 from ocpi_hub.ocpi.common import Role, to_utc
-from ocpi_hub.push.outbox import field_names, object_type
+from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
 
 _decode = msgspec.json.Decoder().decode
 Call = Callable[..., Awaitable[Any]]
@@ -29,7 +33,7 @@ Call = Callable[..., Awaitable[Any]]
 class Receiver:
     """What sending to one partner needs, read from its row once per batch."""
 
-    locations_url: str
+    endpoints: dict[ModuleID, str]  # the partner's RECEIVER endpoint of each module we push
     token: str
     send_base64: bool
     version: str
@@ -37,41 +41,57 @@ class Receiver:
 
     @classmethod
     def of(cls, partner: Partner) -> Receiver | None:
-        """None when the partner cannot receive Locations (no endpoint, no token, no version)."""
-        url = partner.endpoint("locations", "RECEIVER")
-        if url is None or partner.token is None or partner.version is None:
+        """None when the partner cannot receive anything (no receiver endpoint, no token, no version)."""
+        endpoints = {
+            ModuleID(e.identifier): e.url
+            for e in partner.endpoints
+            if e.role == InterfaceRole.RECEIVER and e.identifier in ModuleID.__members__.values()
+        }
+        if not endpoints or partner.token is None or partner.version is None:
             return None
-        roles = sorted(partner.roles, key=lambda r: r.get("role") != Role.EMSP)  # stable: first EMSP, else first
-        party = (roles[0]["country_code"], roles[0]["party_id"]) if roles else None
-        return cls(url, partner.token, partner.send_base64, partner.version, party)
+        roles = sorted(partner.roles, key=lambda r: r.role != Role.EMSP)  # stable: first EMSP, else first
+        party = (roles[0].country_code, roles[0].party_id) if roles else None
+        return cls(endpoints, partner.token, partner.send_base64, partner.version, party)
 
 
-async def deliver(client: OcpiClient, receiver: Receiver, due: Due) -> None:
-    """Send `due`; raises PartnerCallError when it did not arrive (for a PATCH: after the fallback too)."""
-    segments = (due.country_code, due.party_id, due.location_id, due.evse_uid, due.connector_id)
-    url = join_url(receiver.locations_url, *(s for s in segments if s))
-    routing = None
-    if receiver.party is not None:  # FROM: the Location's owner, one of our parties (digest §6.1)
-        routing = Routing(due.country_code, due.party_id, *receiver.party)
+async def deliver(client: OcpiClient, receiver: Receiver, due: Due, body: bytes | None) -> None:
+    """Send `due` with the stored JSON of its object (`body`, None when the store has none); raises
+    PartnerCallError when it did not arrive (for a PATCH: after the fallback too)."""
+    endpoint = receiver.endpoints.get(due.module)
+    if endpoint is None:
+        raise PartnerCallError(f"the partner no longer has a {due.module} RECEIVER endpoint", transient=False)
+    key = due.key
+    segments = (key.country_code, key.party_id, key.id, key.evse_uid, key.connector_id)
+    url = endpoint if due.method is Method.POST else join_url(endpoint, *(s for s in segments if s))
+    # FROM: the object's owner, one of our parties (docs/ocpi.md §6.1).
+    routing = None if receiver.party is None else Routing(key.country_code, key.party_id, *receiver.party)
 
-    async def call(method: str, body: Any = None) -> Any:
+    async def call(method: str, content: Any = None) -> Any:
         return await client.call(
-            method, url, token=receiver.token, send_base64=receiver.send_base64, body=body, routing=routing
+            method, url, token=receiver.token, send_base64=receiver.send_base64, body=content, routing=routing
         )
 
-    if due.method is Method.PUT and not due.evse_uid:
-        await call("PUT", msgspec.Raw(due.body))  # the stored JSON as it is
+    if due.method is Method.DELETE:
+        try:
+            await call("DELETE")
+        except PartnerCallError as exc:
+            if exc.http_status != 404:
+                raise
         return
-    obj = _object(_decode(due.body), due.evse_uid, due.connector_id)
+    if body is None:
+        return  # gone from the store, or not in the partner's version's view: nothing to send
+    if due.method in (Method.PUT, Method.POST) and not key.evse_uid:
+        await call(due.method, msgspec.Raw(body))  # the stored JSON as it is
+        return
+    obj = locations.child(_decode(body), key.evse_uid, key.connector_id)
     if obj is None:
-        return  # not in the partner's version's view of the Location: nothing to send
-    names = field_names(object_type(due.evse_uid, due.connector_id), due.fields)
-    # A PATCH cannot remove a field (digest §1.2): an object that lost one is replaced.
-    if due.method is Method.PUT or any(name not in obj for name in names):
+        return
+    # A PATCH cannot remove a field (docs/ocpi.md §1.2): an object that lost one is replaced.
+    if due.method is Method.PUT or any(name not in obj for name in due.fields):
         await call("PUT", obj)
         return
     try:
-        await call("PATCH", {name: obj[name] for name in names} | {"last_updated": obj["last_updated"]})
+        await call("PATCH", {name: obj[name] for name in due.fields} | {"last_updated": obj["last_updated"]})
     except PartnerCallError as refused:
         if refused.transient:
             raise
@@ -86,7 +106,7 @@ async def _get_then_put(call: Call, obj: dict[str, Any], refused: PartnerCallErr
             raise
         theirs = None  # they do not have it (404, 2003) or cannot show it: PUT it
     if isinstance(theirs, dict) and _instant(theirs.get("last_updated")) == _instant(obj["last_updated"]):
-        return  # the eMSP has this very version
+        return  # the partner has this very version
     try:
         await call("PUT", obj)
     except PartnerCallError as exc:
@@ -97,20 +117,6 @@ async def _get_then_put(call: Call, obj: dict[str, Any], refused: PartnerCallErr
             http_status=exc.http_status,
             retry_after=exc.retry_after,
         ) from None
-
-
-def _object(location: dict[str, Any], evse_uid: str, connector_id: str) -> dict[str, Any] | None:
-    """The Location, EVSE or Connector named by the key (ids compared case-insensitively: they are CiStrings)."""
-    if not evse_uid:
-        return location
-    evse = _find(location.get("evses"), "uid", evse_uid)
-    if evse is None or not connector_id:
-        return evse
-    return _find(evse.get("connectors"), "id", connector_id)
-
-
-def _find(items: list[dict[str, Any]] | None, key: str, wanted: str) -> dict[str, Any] | None:
-    return next((item for item in items or () if item[key].upper() == wanted.upper()), None)
 
 
 def _instant(value: Any) -> datetime | None:

@@ -1,33 +1,27 @@
-"""What a change of the Locations store means for each eMSP (issue 4 §1, §2): rows of the deliveries table, written
-in the transaction of the change, so that a crash between the change and its delivery loses nothing.
+"""The outbox: what a change means for each partner, written as rows of the deliveries table in the transaction of
+the change (the caller's, which this does not commit), so that a crash between a change and its delivery loses
+nothing.
 
-Per change, the smallest push that carries it (OCPI 2.2.1 §8.3, Receiver interface):
-
-    new Location                       PUT Location
-    Location fields changed            PATCH Location {those fields, last_updated}
-    new EVSE, EVSE changed otherwise   PUT EVSE
-    EVSE status alone changed          PATCH EVSE {status, last_updated}   (REMOVED included)
-    Connector changed                  PUT Connector
-
-Every partner that is registered (or suspended: its pushes wait for it to resume) and has a locations RECEIVER
-endpoint gets every change.
+A change addressed to one partner (a Session, a CDR, a command result) is queued for that partner; any other change
+is queued for every partner that is registered (or suspended: its pushes wait for it to resume) and has the
+module's RECEIVER endpoint. A new partner, or one that asks for a resync, gets a PUT of every object of every module
+it receives, Tariffs before Locations (push/modules.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
-import msgspec
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ocpi_hub import locations as store
-from ocpi_hub.db import deliveries, partners
-from ocpi_hub.db.deliveries import Method
+from ocpi_hub.changes import Change
+from ocpi_hub.db import deliveries, partners, transaction
 from ocpi_hub.db.partners import Partner, PartnerState
-from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
+from ocpi_hub.push.modules import BROADCAST
 
 # session.info key of the in-process worker's wake() (set on the app's session factory): a session that queued
 # deliveries calls it after its commit, so that a status change leaves within milliseconds, not at the next poll.
@@ -35,84 +29,47 @@ WAKE = "ocpi_hub.push.wake"
 _QUEUED = "ocpi_hub.push.queued"
 _LISTENING = "ocpi_hub.push.listening"
 
-_RECEIVING = (PartnerState.REGISTERED, PartnerState.SUSPENDED)
+RECEIVING = (PartnerState.REGISTERED, PartnerState.SUSPENDED)
 
 
-def clock() -> datetime:
-    """The outbox's time: with fractions (unlike the OCPI timestamps'), so that what is due now is sent now."""
-    return datetime.now(UTC)
+def receives(partner: Partner, module: ModuleID) -> bool:
+    return partner.endpoint(module, InterfaceRole.RECEIVER) is not None
 
 
-def receives_locations(partner: Partner) -> bool:
-    return partner.endpoint("locations", "RECEIVER") is not None
-
-
-def object_type(evse_uid: str, connector_id: str) -> type[msgspec.Struct]:
-    """The OCPI class a delivery's object key names ("" where a level is absent)."""
-    if connector_id:
-        return ocpi.Connector
-    return ocpi.EVSE if evse_uid else ocpi.Location
-
-
-# PATCH field sets are bitmasks over the fields of the object's class, in the class's (the spec's) order, so that
-# merging two PATCHes of one object is a bitwise OR inside the database. New fields go last.
-def fields_mask(kind: type[msgspec.Struct], names: Sequence[str]) -> int:
-    order = kind.__struct_fields__
-    return sum(1 << order.index(name) for name in set(names))
-
-
-def field_names(kind: type[msgspec.Struct], mask: int) -> tuple[str, ...]:
-    return tuple(name for i, name in enumerate(kind.__struct_fields__) if mask >> i & 1)
-
-
-def _push(change: store.Change) -> tuple[str, str, Method, int]:
-    """(evse_uid, connector_id, method, fields) of the push that carries `change`."""
-    evse_uid, connector_id = change.evse_uid or "", change.connector_id or ""
-    match change.kind:
-        case store.ChangeKind.LOCATION_UPDATED | store.ChangeKind.EVSE_STATUS:
-            return evse_uid, connector_id, Method.PATCH, fields_mask(object_type(evse_uid, connector_id), change.fields)
-        case (
-            store.ChangeKind.LOCATION_CREATED
-            | store.ChangeKind.EVSE_CREATED
-            | store.ChangeKind.EVSE_UPDATED
-            | store.ChangeKind.CONNECTOR_UPDATED
-        ):
-            return evse_uid, connector_id, Method.PUT, 0
-    raise AssertionError(f"unhandled change kind {change.kind}")
-
-
-async def enqueue(session: AsyncSession, changes: Sequence[store.Change], *, now: datetime | None = None) -> None:
-    """Queue the pushes of `changes` for every receiving partner, inside the caller's transaction (before its
-    commit, which this does not do)."""
+async def queue(session: AsyncSession, changes: Sequence[Change], *, now: datetime) -> None:
+    """Queue the pushes of `changes`, inside the caller's transaction (before its commit)."""
     if not changes:
         return
-    receivers = [p.id for p in await partners.all_partners(session) if p.state in _RECEIVING and receives_locations(p)]
-    if not receivers:
-        return
+    receivers: dict[ModuleID, list[int]] = {}
+    if any(c.partner_id is None for c in changes):
+        listening = [p for p in await partners.all_partners(session) if p.state in RECEIVING]
+        for module in {c.module for c in changes}:
+            receivers[module] = [p.id for p in listening if receives(p, module)]
     pending = [
-        deliveries.Pending(partner_id, change.location_id.upper(), *_push(change))
-        for change in changes
-        for partner_id in receivers
+        deliveries.Pending(partner_id, c.module, c.key, c.method, c.fields)
+        for c in changes
+        for partner_id in ([c.partner_id] if c.partner_id is not None else receivers[c.module])
     ]
-    await deliveries.add(session, pending, now=now or clock())
-    _wake_after_commit(session)
+    if pending:
+        await deliveries.add(session, pending, now=now)
+        _wake_after_commit(session)
 
 
-async def enqueue_full_push(session: AsyncSession, partner: Partner, *, now: datetime | None = None) -> int:
-    """Queue a PUT of every Location for `partner` (registration, resync), inside the caller's transaction.
-    Returns how many were queued; none when the partner has no locations RECEIVER endpoint."""
-    if not receives_locations(partner):
-        return 0
-    queued = await deliveries.add_every_location(session, partner.id, now=now or clock())
-    _wake_after_commit(session)
+async def queue_everything(session: AsyncSession, partner: Partner, *, now: datetime) -> int:
+    """Queue a PUT of every object of every module the partner receives (registration, resync), inside the
+    caller's transaction. Returns how many were queued."""
+    queued = 0
+    for pushed in BROADCAST:
+        if receives(partner, pushed.module):
+            queued += await deliveries.add_every(session, partner.id, pushed.module, pushed.every, now=now)
+    if queued:
+        _wake_after_commit(session)
     return queued
 
 
-async def revive(
-    session: AsyncSession, partner_id: int, *, delivery_id: int | None = None, now: datetime | None = None
-) -> int:
+async def revive(session: AsyncSession, partner_id: int, *, delivery_id: int | None = None, now: datetime) -> int:
     """Dead deliveries of the partner (all, or one) pending again and due now; returns how many."""
-    revived = await deliveries.revive(session, partner_id, delivery_id=delivery_id, now=now or clock())
+    revived = await deliveries.revive(session, partner_id, delivery_id=delivery_id, now=now)
     if revived:
         _wake_after_commit(session)
     return revived
@@ -131,3 +88,23 @@ def _wake_after_commit(session: AsyncSession) -> None:
                 wake()
 
         event.listen(session.sync_session, "after_commit", after_commit)
+
+
+class _Writes(Protocol):
+    @property
+    def changes(self) -> Sequence[Change]: ...
+
+
+W = TypeVar("W", bound=_Writes)
+
+
+async def committed(session: AsyncSession, write: Callable[[], Awaitable[W]], *, now: datetime) -> W:
+    """The way a caller commits a store write: `write()` (a store call returning its changes), its changes queued,
+    one commit; run again when a concurrent writer of the same object got there first (db/transaction.py)."""
+
+    async def work() -> W:
+        saved = await write()
+        await queue(session, saved.changes, now=now)
+        return saved
+
+    return await transaction.committed(session, work)

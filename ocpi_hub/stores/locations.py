@@ -1,6 +1,6 @@
 """The Locations store: every write of a Location, EVSE or Connector, what really changed, and last_updated.
 
-Rules (OCPI 2.2.1 §8.2, digest §1.12, §5.1):
+Rules (OCPI 2.2.1 §8.2, docs/ocpi.md §1.12, §5.1):
 - Objects are compared ignoring last_updated; storing what is already stored changes and writes nothing.
 - A changed object and its parents get last_updated = max(now, the source's value, the stored value): the time we
   learned of the change, so that an eMSP crawling with date_from = its last crawl never misses a change whose
@@ -10,79 +10,55 @@ Rules (OCPI 2.2.1 §8.2, digest §1.12, §5.1):
 - EVSEs are never deleted: one missing from a new version of its Location is kept with status REMOVED.
 - The stored order of EVSEs and Connectors is kept; new ones are appended. Reordering alone is no change.
 - A location id belongs to one party for good.
+- A Connector's tariff_ids name stored Tariffs of the Location's party (docs/cpo-modules.md §3.6).
 
-Each write returns `Change` records, the input of pushes to eMSPs (OCPI Receiver PUT/PATCH, §8.3): per change the
-smallest object that changed, the fields that changed, and the object as now stored.
+Each write returns the changes as the smallest push that carries each (OCPI 2.2.1 §8.3, Receiver interface), and
+writes nothing else: the caller queues them in the outbox and commits.
+
+    new Location                       PUT Location
+    Location fields changed            PATCH Location {those fields, last_updated}
+    new EVSE, EVSE changed otherwise   PUT EVSE
+    EVSE status alone changed          PATCH EVSE {status, last_updated}   (REMOVED included)
+    Connector changed                  PUT Connector
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ocpi_hub import errors
+from ocpi_hub.changes import Change, Method, ObjectKey
 from ocpi_hub.db import locations as db
+from ocpi_hub.db import tariffs as tariffs_db
 from ocpi_hub.ocpi import locations as ocpi
-from ocpi_hub.ocpi.common import to_utc
-from ocpi_hub.ocpi.versions import VersionNumber
-from ocpi_hub.push import outbox
+from ocpi_hub.ocpi.common import StatusCode, to_utc
+from ocpi_hub.ocpi.versions import ModuleID, VersionNumber
 
 
 class ChangeKind(enum.StrEnum):
-    LOCATION_CREATED = "location_created"  # value: the whole Location (PUT Location)
-    LOCATION_UPDATED = "location_updated"  # the Location's own fields (not its EVSEs) changed (PATCH Location)
-    EVSE_CREATED = "evse_created"  # value: the EVSE (PUT EVSE)
-    EVSE_UPDATED = "evse_updated"  # fields other than status changed, or connectors added/removed (PUT EVSE)
-    EVSE_STATUS = "evse_status"  # only the status changed, REMOVED included (PATCH EVSE {status})
-    CONNECTOR_UPDATED = "connector_updated"  # a Connector's fields changed (PUT/PATCH Connector)
+    LOCATION_CREATED = "location_created"  # PUT Location
+    LOCATION_UPDATED = "location_updated"  # the Location's own fields (not its EVSEs) changed: PATCH Location
+    EVSE_CREATED = "evse_created"  # PUT EVSE
+    EVSE_UPDATED = "evse_updated"  # fields other than status changed, or connectors added/removed: PUT EVSE
+    EVSE_STATUS = "evse_status"  # only the status changed, REMOVED included: PATCH EVSE {status}
+    CONNECTOR_UPDATED = "connector_updated"  # a Connector's fields changed: PUT Connector
 
 
-@dataclass(frozen=True)
-class Change:
-    kind: ChangeKind
-    country_code: str
-    party_id: str
-    location_id: str
-    evse_uid: str | None  # set for EVSE and Connector changes
-    connector_id: str | None  # set for Connector changes
-    fields: tuple[str, ...]  # names of the changed fields of `value` (a PATCH body's keys); () when created
-    value: ocpi.Location | ocpi.EVSE | ocpi.Connector  # the object as stored now (2.2.1)
-
-    @property
-    def last_updated(self) -> datetime:
-        return self.value.last_updated
+_PATCHES = (ChangeKind.LOCATION_UPDATED, ChangeKind.EVSE_STATUS)
 
 
 @dataclass(frozen=True)
 class Saved:
     location: ocpi.Location  # as stored after the call
     changes: tuple[Change, ...]  # empty: nothing changed and nothing was written
-
-
-class StoreError(Exception):
-    pass
-
-
-class OwnerConflictError(StoreError):
-    def __init__(self, location_id: str, owner: tuple[str, str]) -> None:
-        super().__init__(f"location {location_id} belongs to {owner[0]}/{owner[1]}: a location id belongs to one party")
-        self.owner = owner
-
-
-class UnknownLocationError(StoreError):
-    def __init__(self, location_id: str) -> None:
-        super().__init__(f"no location {location_id}")
-
-
-class UnknownEvseError(StoreError):
-    def __init__(self, location_id: str, evse_uid: str) -> None:
-        super().__init__(f"location {location_id} has no EVSE {evse_uid}")
+    created: bool = False
 
 
 # --- Public API --------------------------------------------------------------------------------------------------
@@ -98,80 +74,75 @@ def find(items: Iterable[_Item], wanted: str, id_of: Callable[[_Item], str]) -> 
 async def save_location(
     session: AsyncSession, location: ocpi.Location, *, now: datetime, keep_status: bool = False
 ) -> Saved:
-    """Store a new or new version of a Location in one transaction (committed; nothing written when unchanged).
+    """Store a new or new version of a Location (not committed; nothing written when unchanged).
 
     `keep_status`: the source does not know EVSE statuses (registerLocation): EVSEs already stored keep theirs.
-    Raises OwnerConflictError when the id is stored under another party.
+    Raises errors.Conflict when the id is stored under another party, errors.Invalid when a Connector names a
+    Tariff that is not stored for the party, db.transaction.ConcurrentWriteError when another writer was first.
     """
-
-    async def attempt() -> Saved:
-        stored = await db.load(session, location.id, for_update=True)
-        if stored is None:
-            created = _stamp_new(location, to_utc(now))
-            await db.insert_location(session, created, _bodies(created))
-            return Saved(created, (_change(created, ChangeKind.LOCATION_CREATED, created),))
-        old = stored.location
-        if (old.country_code, old.party_id) != (location.country_code.upper(), location.party_id.upper()):
-            raise OwnerConflictError(old.id, (old.country_code, old.party_id))
-        merged, changes = _merge(old, location, now=to_utc(now), keep_status=keep_status)
-        if changes:
-            await db.update_location(session, stored, merged, _bodies(merged))
-        return Saved(merged, tuple(changes))
-
-    return await _transaction(session, attempt)
+    stored = await db.load(session, location.id, for_update=True)
+    if stored is None:
+        created = _stamp_new(location, to_utc(now))
+        await _check_tariffs(session, created)
+        await db.insert_location(session, created, _bodies(created))
+        await tariffs_db.set_connector_tariffs(session, created.id, _tariff_uses(created))
+        return Saved(created, (_change(created, ChangeKind.LOCATION_CREATED),), created=True)
+    old = stored.location
+    if (old.country_code, old.party_id) != (location.country_code.upper(), location.party_id.upper()):
+        raise errors.Conflict(
+            f"location {old.id} belongs to {old.country_code}/{old.party_id}: a location id belongs to one party"
+        )
+    merged, changes = _merge(old, location, now=to_utc(now), keep_status=keep_status)
+    if changes:
+        await _check_tariffs(session, merged)
+        await db.update_location(session, stored, merged, _bodies(merged))
+        if _tariff_uses(merged) != _tariff_uses(old):
+            await tariffs_db.set_connector_tariffs(session, merged.id, _tariff_uses(merged))
+    return Saved(merged, tuple(changes))
 
 
 async def set_evse_status(
     session: AsyncSession, location_id: str, evse_uid: str, status: ocpi.Status, *, now: datetime
 ) -> Saved:
-    """Change one EVSE's status (the most frequent event); the same status again changes nothing."""
-
-    async def attempt() -> Saved:
-        stored = await db.load(session, location_id, for_update=True)
-        if stored is None:
-            raise UnknownLocationError(location_id)
-        old = stored.location
-        evses = list(old.evses or ())
-        i = next((i for i, e in enumerate(evses) if e.uid.upper() == evse_uid.upper()), None)
-        if i is None:
-            raise UnknownEvseError(old.id, evse_uid)
-        if evses[i].status == status:
-            return Saved(old, ())
-        evses[i] = evse = _bumped(msgspec.structs.replace(evses[i], status=status), to_utc(now), evses[i])
-        location = _bumped(msgspec.structs.replace(old, evses=evses), to_utc(now), old)
-        await db.update_location(session, stored, location, _bodies(location))
-        return Saved(location, (_change(location, ChangeKind.EVSE_STATUS, evse, ("status",), evse.uid),))
-
-    return await _transaction(session, attempt)
+    """Change one EVSE's status (the most frequent event; not committed); the same status again changes nothing."""
+    stored = await db.load(session, location_id, for_update=True)
+    if stored is None:
+        raise errors.NotFound(f"no location {location_id}", ocpi_status=StatusCode.UNKNOWN_LOCATION)
+    old = stored.location
+    evses = list(old.evses or ())
+    i = next((i for i, e in enumerate(evses) if e.uid.upper() == evse_uid.upper()), None)
+    if i is None:
+        raise errors.NotFound(f"location {old.id} has no EVSE {evse_uid}", ocpi_status=StatusCode.UNKNOWN_LOCATION)
+    if evses[i].status == status:
+        return Saved(old, ())
+    evses[i] = evse = _bumped(msgspec.structs.replace(evses[i], status=status), to_utc(now), evses[i])
+    location = _bumped(msgspec.structs.replace(old, evses=evses), to_utc(now), old)
+    await db.update_location(session, stored, location, _bodies(location))
+    return Saved(location, (_change(location, ChangeKind.EVSE_STATUS, ("status",), evse.uid),))
 
 
-# --- Transactions ------------------------------------------------------------------------------------------------
-
-_ATTEMPTS = 5
+# --- Tariffs named by Connectors ---------------------------------------------------------------------------------
 
 
-async def _transaction(session: AsyncSession, attempt: Callable[[], Awaitable[Saved]]) -> Saved:
-    """Run `attempt` in a transaction of its own: committed when it wrote, rolled back otherwise. A concurrent
-    writer (of the same location, or of the same new position) makes it read again and retry."""
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            saved = await attempt()
-            await outbox.enqueue(session, saved.changes)  # the pushes to eMSPs, in the same transaction
-        except (db.ConcurrentUpdateError, IntegrityError):
-            await session.rollback()
-            if tries < _ATTEMPTS:
-                continue
-            raise
-        except Exception:
-            await session.rollback()
-            raise
-        if saved.changes:
-            await session.commit()
-        else:
-            await session.rollback()  # it only read: end the transaction, so that every call stands alone
-        return saved
+def _tariff_uses(location: ocpi.Location) -> list[tuple[str, str, str]]:
+    return [
+        (evse.uid, connector.id, tariff_id)
+        for evse in location.evses or ()
+        for connector in evse.connectors
+        for tariff_id in connector.tariff_ids or ()
+    ]
+
+
+async def _check_tariffs(session: AsyncSession, location: ocpi.Location) -> None:
+    uses = _tariff_uses(location)
+    party = (location.country_code, location.party_id)
+    known = await tariffs_db.keys_of_party(session, party, [t for _, _, t in uses])
+    for evse_uid, connector_id, tariff_id in uses:
+        if tariff_id.upper() not in known:
+            raise errors.Invalid(
+                f"EVSE {evse_uid} connector {connector_id}: tariff_ids names {tariff_id!r}, which is not a stored "
+                f"Tariff of {party[0]}/{party[1]} (PUT it to /api/v0/tariffs/{tariff_id} first)"
+            )
 
 
 def _bodies(location: ocpi.Location) -> db.Bodies:
@@ -263,8 +234,8 @@ def _merge(
         return old, []
     stamps = [e.last_updated for e in evses]
     location = _bumped(msgspec.structs.replace(new, evses=evses or None), now, old, stamps)
-    changes = [_change(location, ChangeKind.LOCATION_UPDATED, location, own)] if own else []
-    changes += [_change(location, d.kind, d.value, d.fields, d.evse_uid, d.connector_id) for d in deltas]
+    changes = [_change(location, ChangeKind.LOCATION_UPDATED, own)] if own else []
+    changes += [_change(location, d.kind, d.fields, d.evse_uid, d.connector_id) for d in deltas]
     return location, changes
 
 
@@ -303,18 +274,10 @@ def _merge_evse(old: ocpi.EVSE, new: ocpi.EVSE, now: datetime) -> tuple[ocpi.EVS
 def _change(
     location: ocpi.Location,
     kind: ChangeKind,
-    value: ocpi.Location | ocpi.EVSE | ocpi.Connector,
     fields: tuple[str, ...] = (),
     evse_uid: str | None = None,
     connector_id: str | None = None,
 ) -> Change:
-    return Change(
-        kind=kind,
-        country_code=location.country_code,
-        party_id=location.party_id,
-        location_id=location.id,
-        evse_uid=evse_uid,
-        connector_id=connector_id,
-        fields=fields,
-        value=value,
-    )
+    key = ObjectKey(location.country_code, location.party_id, location.id, evse_uid or "", connector_id or "")
+    method = Method.PATCH if kind in _PATCHES else Method.PUT
+    return Change(ModuleID.LOCATIONS, key, method, fields if method is Method.PATCH else ())

@@ -8,6 +8,7 @@ import sys
 from tqdm import tqdm
 
 from ocpi_hub.db.engine import create_engine, session_factory
+from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.settings import Settings
 from ocpi_hub.sync.run import SyncReport, sync
 
@@ -28,6 +29,6 @@ async def _sync_once(settings: Settings, source: str) -> SyncReport:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            return await sync(session_factory(engine), settings, source, progress=progress)
+            return await sync(session_factory(engine), settings, source, clock=utc_now, progress=progress)
     finally:
         await engine.dispose()

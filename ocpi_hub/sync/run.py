@@ -23,9 +23,11 @@ from datetime import datetime
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub import locations as store
+from ocpi_hub import errors
+from ocpi_hub.changes import Written
 from ocpi_hub.db import locations as locations_db
 from ocpi_hub.db import sync_sources as sync_db
+from ocpi_hub.db.tariffs import Origin
 from ocpi_hub.evsevo.convert import (
     ConversionError,
     Mode,
@@ -35,8 +37,10 @@ from ocpi_hub.evsevo.convert import (
 )
 from ocpi_hub.evsevo.models import EvseVOLocation
 from ocpi_hub.ocpi import locations as ocpi
-from ocpi_hub.ocpi.common import utc_now
+from ocpi_hub.push import outbox
 from ocpi_hub.settings import Settings
+from ocpi_hub.stores import evsevo, tariffs
+from ocpi_hub.stores import locations as store
 from ocpi_hub.sync.source import Source, SourceError, opened
 
 MAX_REASONS = 100
@@ -79,7 +83,7 @@ async def sync(
     settings: Settings,
     source: str,
     *,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime],
     progress: Progress | None = None,
 ) -> SyncReport:
     """One sync of `source` (a file, directory or URL). Never raises for the source: an unreadable one, or one
@@ -120,7 +124,7 @@ class _Run:
 
     async def run(self, source: Source) -> None:
         known = await sync_db.hashes(self.session)
-        await self.session.rollback()  # end the read: the store runs its own transactions
+        await self.session.rollback()  # end the read: each record is written in a transaction of its own
         # Reading a whole source takes seconds: in a thread, so that a serving event loop goes on meanwhile.
         present, self.report.records = await asyncio.to_thread(_scan, source)
         vanished = known.keys() - present
@@ -140,6 +144,9 @@ class _Run:
         # A location pass 1 missed but pass 2 found (the source changed in between) was just synced: keep it.
         for key in sorted(vanished - self.first_record.keys()):
             await self.remove(key)
+        # Last, the Tariffs the sync made that no Connector names any more (their prices changed or vanished).
+        now = self.clock()
+        await outbox.committed(self.session, lambda: tariffs.delete_unused(self.session, origin=Origin.SYNC), now=now)
 
     async def record(self, number: int, raw: object, known: dict[str, str]) -> None:
         key = _location_key(raw)
@@ -159,12 +166,12 @@ class _Run:
             return
         try:
             saved = await self.save(record)
-        except (ConversionError, store.OwnerConflictError) as exc:
+        except (ConversionError, errors.Conflict, errors.Invalid) as exc:
             self.reject(number, key, str(exc))
             return
         if not saved.changes:
             self.report.unchanged += 1
-        elif saved.changes[0].kind is store.ChangeKind.LOCATION_CREATED:
+        elif saved.created:
             self.report.created += 1
         else:
             self.report.updated += 1
@@ -173,7 +180,7 @@ class _Run:
         if len(self.pending) >= _HASH_BATCH:
             await self.record_hashes()
 
-    async def save(self, record: EvseVOLocation) -> store.Saved:
+    async def save(self, record: EvseVOLocation) -> evsevo.Saved:
         now = self.clock()
         converted = location_to_ocpi(
             record,
@@ -183,7 +190,9 @@ class _Run:
             mode=self.mode,
             now=now,
         )
-        return await store.save_location(self.session, converted.value, now=now)
+        return await outbox.committed(
+            self.session, lambda: evsevo.save_record(self.session, converted.value, converted.tariffs, now=now), now=now
+        )
 
     def reject(self, number: int, key: str | None, reason: str) -> None:
         self.report.rejected += 1
@@ -199,15 +208,19 @@ class _Run:
     async def remove(self, key: str) -> None:
         """Every EVSE of a vanished location REMOVED (OCPI deletes nothing), through the store so that it is
         pushed; then the sync forgets the location, and a record of it that comes back later updates it."""
-        stored = await locations_db.load(self.session, key)
-        if stored is not None:
+        now = self.clock()
+
+        async def write() -> Written:
+            await sync_db.forget(self.session, [key])
+            stored = await locations_db.load(self.session, key)
+            if stored is None:
+                return Written(())
             location = stored.location
             evses = [msgspec.structs.replace(e, status=ocpi.Status.REMOVED) for e in location.evses or ()]
-            await store.save_location(
-                self.session, msgspec.structs.replace(location, evses=evses or None), now=self.clock()
-            )
-        await sync_db.forget(self.session, [key])
-        await self.session.commit()
+            removed = msgspec.structs.replace(location, evses=evses or None)
+            return Written((await store.save_location(self.session, removed, now=now)).changes)
+
+        await outbox.committed(self.session, write, now=now)
         self.report.removed += 1
 
 

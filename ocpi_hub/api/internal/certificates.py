@@ -9,11 +9,11 @@ from cryptography import x509
 from litestar import Controller, MediaType, delete, get, post
 from litestar.params import JSONBody, PathParameter
 
-from ocpi_hub import certificates
+from ocpi_hub import certificates, errors
 from ocpi_hub.api import deps
 from ocpi_hub.csms import certificate as csms
 from ocpi_hub.db import certificates as stored
-from ocpi_hub.errors import ApiError, seed_errors
+from ocpi_hub.errors import seed_errors
 
 # Standard base64 (44 characters) or its URL-safe form, with or without padding: a `/` cannot be in a path segment.
 CertificateHash = Annotated[str, PathParameter(max_length=64, description="base64 SHA-256 of the DER bytes")]
@@ -24,13 +24,13 @@ def load_certificate(pem: str, field: str) -> x509.Certificate:
     try:
         return certificates.load_pem(pem)
     except certificates.NotACertificateError as exc:
-        raise ApiError(400, f"{field}: {exc}") from None
+        raise errors.Invalid(f"{field}: {exc}") from None
 
 
 def _key(certificate_hash: str) -> str:
     key = certificates.normalise_hash(certificate_hash)
     if key is None:
-        raise ApiError(400, "certificateHash: must be the base64 (standard or URL-safe) of a SHA-256 hash")
+        raise errors.Invalid("certificateHash: must be the base64 (standard or URL-safe) of a SHA-256 hash")
     return key
 
 
@@ -61,7 +61,7 @@ class CertificateController(Controller):
         """The certificate with this hash, given in standard or URL-safe base64."""
         pem = await stored.get(db, _key(certificateHash))
         if pem is None:
-            raise ApiError(404, f"no certificate with hash {certificateHash}")
+            raise errors.NotFound(f"no certificate with hash {certificateHash}")
         return csms.Certificate(certificate=pem)
 
     @delete(
@@ -73,4 +73,4 @@ class CertificateController(Controller):
     async def remove(self, certificateHash: CertificateHash, db: deps.Db) -> None:  # noqa: N803
         """Deletes the certificate with this hash, given in standard or URL-safe base64."""
         if not await stored.remove(db, _key(certificateHash)):
-            raise ApiError(404, f"no certificate with hash {certificateHash}")
+            raise errors.NotFound(f"no certificate with hash {certificateHash}")

@@ -10,13 +10,13 @@ from litestar import Controller, MediaType, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import BodyKwarg, JSONBody, PathParameter
 
-from ocpi_hub import certificates
+from ocpi_hub import certificates, errors
 from ocpi_hub.api import deps
 from ocpi_hub.api.internal.certificates import load_certificate
 from ocpi_hub.csms import chargestation as csms
 from ocpi_hub.db import chargestations
 from ocpi_hub.db.chargestations import ChargeStation
-from ocpi_hub.errors import ApiError, seed_errors
+from ocpi_hub.errors import seed_errors
 
 # The station's OCPP identity, which the gateway sees in the station's URL and basic-auth user name: OCPP 2.0.1's
 # identifierString (at most 48 characters), without the `:` that cannot be in a basic-auth user name.
@@ -45,7 +45,7 @@ ChargeStationSettings = Annotated[
 async def _station(db: deps.Db, cs_id: str) -> ChargeStation:
     station = await chargestations.get(db, cs_id)
     if station is None:
-        raise ApiError(404, f"unknown charge station {cs_id}: register it first (POST /api/v0/cs/{cs_id})")
+        raise errors.NotFound(f"unknown charge station {cs_id}: register it first (POST /api/v0/cs/{cs_id})")
     return station
 
 
@@ -148,7 +148,7 @@ class ChargeStationController(Controller):
     ) -> None:
         """Records settings (name to value) for the gateway to apply; each is Pending until it reports."""
         if problem := csms.settings_problem(data):
-            raise ApiError(400, problem)
+            raise errors.Invalid(problem)
         await chargestations.reconfigure(db, (await _station(db, csId)).id, data, now=now())
 
     @post(
@@ -209,8 +209,5 @@ class ChargeStationController(Controller):
         """For the gateway: the outcome of what it applied. All or nothing: an entry that matches no request (a
         setting changed since it was read, say) is a 409 and nothing is recorded."""
         station = await _station(db, csId)
-        try:
-            await chargestations.apply_report(db, station, data, now=now())
-        except chargestations.ReportConflictError as exc:
-            raise ApiError(409, str(exc)) from None
+        await chargestations.apply_report(db, station, data, now=now())
         return await _view(db, station)

@@ -1,5 +1,5 @@
-"""A partner's Location pushes (issue 4 §3): what waits, what was given up (dead letters) and why, retrying those,
-and a resync (a PUT of every Location)."""
+"""A partner's pushes (the outbox, every module): what waits, what was given up (dead letters) and why, retrying
+those, and a resync (a PUT of every object of every module the partner receives)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
+from ocpi_hub import errors
 from ocpi_hub.api import deps
+from ocpi_hub.changes import Method
 from ocpi_hub.db import deliveries, partners
-from ocpi_hub.db.deliveries import DeliveryState, Listed, Method
-from ocpi_hub.db.partners import Partner, PartnerState
-from ocpi_hub.errors import ApiError, seed_errors
+from ocpi_hub.db.deliveries import DeliveryState, Listed
+from ocpi_hub.db.partners import Partner
+from ocpi_hub.errors import seed_errors
+from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.push import outbox
+from ocpi_hub.push.modules import BROADCAST
 
 Offset = Annotated[int, QueryParameter(ge=0)]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
@@ -28,8 +32,11 @@ StateParam = Annotated[
 
 class DeliveryView(msgspec.Struct, omit_defaults=True):
     id: int  # the delivery order
-    location_id: str
-    method: str  # PUT or PATCH
+    module: str  # locations, tariffs, ...
+    country_code: str
+    party_id: str
+    object_id: str
+    method: str  # PUT, PATCH, POST or DELETE
     state: str
     attempts: int
     next_attempt_at: datetime
@@ -37,6 +44,7 @@ class DeliveryView(msgspec.Struct, omit_defaults=True):
     revision: int  # changes of the object merged into this delivery
     evse_uid: str | None = None
     connector_id: str | None = None
+    location_id: str | None = None  # Locations: the object_id, under the name it had before other modules
     fields: list[str] | None = None  # PATCH: the fields sent (with last_updated)
     last_error: str | None = None
 
@@ -51,14 +59,17 @@ class Count(msgspec.Struct):
 
 
 def _view(d: Listed) -> DeliveryView:
-    kind = outbox.object_type(d.evse_uid, d.connector_id)
     return DeliveryView(
         id=d.id,
-        location_id=d.location_id,
-        evse_uid=d.evse_uid or None,
-        connector_id=d.connector_id or None,
+        module=d.module,
+        country_code=d.key.country_code,
+        party_id=d.key.party_id,
+        object_id=d.key.id,
+        location_id=d.key.id if d.module == ModuleID.LOCATIONS else None,
+        evse_uid=d.key.evse_uid or None,
+        connector_id=d.key.connector_id or None,
         method=d.method,
-        fields=list(outbox.field_names(kind, d.fields)) if d.method == Method.PATCH else None,
+        fields=list(d.fields) if d.method == Method.PATCH else None,
         state=d.state,
         attempts=d.attempts,
         next_attempt_at=d.next_attempt_at,
@@ -71,7 +82,7 @@ def _view(d: Listed) -> DeliveryView:
 async def _partner(db: deps.Db, partner_id: int) -> Partner:
     partner = await partners.by_id(db, partner_id)
     if partner is None:
-        raise ApiError(404, f"no partner with id {partner_id}")
+        raise errors.NotFound(f"no partner with id {partner_id}")
     return partner
 
 
@@ -89,16 +100,17 @@ class DeliveriesController(Controller):
     ) -> DeliveryList:
         """The partner's deliveries in `state`, in delivery order, with attempts, schedule and last error."""
         if wanted not in set(DeliveryState):
-            raise ApiError(400, f"state: {wanted!r} is not one of {', '.join(DeliveryState)}")
+            raise errors.Invalid(f"state: {wanted!r} is not one of {', '.join(DeliveryState)}")
         await _partner(db, partner_id)
         total, listed = await deliveries.page(db, partner_id, state=DeliveryState(wanted), offset=offset, limit=limit)
         return DeliveryList(total=total, deliveries=[_view(d) for d in listed])
 
     @post("/deliveries/retry", status_code=200, operation_id="retryDeadDeliveries", responses=seed_errors(404))
-    async def retry_all(self, partner_id: FromPath[int], db: deps.Db) -> Count:
-        """Every dead delivery of the partner pending again, as a PUT of its object: due now, attempts from zero."""
+    async def retry_all(self, partner_id: FromPath[int], db: deps.Db, now: deps.Clock) -> Count:
+        """Every dead delivery of the partner pending again (a PATCH as a PUT of its object): due now, attempts
+        from zero."""
         await _partner(db, partner_id)
-        return Count(await self._revive(db, partner_id, None))
+        return Count(await outbox.revive(db, partner_id, now=now()))
 
     @post(
         "/deliveries/{delivery_id:int}/retry",
@@ -106,29 +118,24 @@ class DeliveriesController(Controller):
         operation_id="retryDeadDelivery",
         responses=seed_errors(404),
     )
-    async def retry_one(self, partner_id: FromPath[int], delivery_id: FromPath[int], db: deps.Db) -> Count:
-        """One dead delivery pending again, as a PUT of its object; 404 unless it is a dead delivery of this
-        partner."""
+    async def retry_one(
+        self, partner_id: FromPath[int], delivery_id: FromPath[int], db: deps.Db, now: deps.Clock
+    ) -> Count:
+        """One dead delivery pending again (a PATCH as a PUT of its object); 404 unless it is a dead delivery of
+        this partner."""
         await _partner(db, partner_id)
-        revived = await self._revive(db, partner_id, delivery_id)
+        revived = await outbox.revive(db, partner_id, delivery_id=delivery_id, now=now())
         if revived == 0:
-            raise ApiError(404, f"partner {partner_id} has no dead delivery {delivery_id}")
+            raise errors.NotFound(f"partner {partner_id} has no dead delivery {delivery_id}")
         return Count(revived)
 
     @post("/resync", status_code=200, operation_id="resyncPartner", responses=seed_errors(404, 409))
-    async def resync(self, partner_id: FromPath[int], db: deps.Db) -> Count:
-        """Queue a PUT of every Location for the partner; 409 when it cannot receive Locations."""
+    async def resync(self, partner_id: FromPath[int], db: deps.Db, now: deps.Clock) -> Count:
+        """Queue a PUT of every object of every module the partner receives (Tariffs before Locations); 409 when
+        it receives none."""
         partner = await _partner(db, partner_id)
-        if partner.state not in (PartnerState.REGISTERED, PartnerState.SUSPENDED):
-            raise ApiError(409, f"partner {partner_id} is {partner.state}")
-        if not outbox.receives_locations(partner):
-            raise ApiError(409, f"partner {partner_id} has no locations RECEIVER endpoint")
-        queued = await outbox.enqueue_full_push(db, partner)
-        await db.commit()
-        return Count(queued)
-
-    @staticmethod
-    async def _revive(db: deps.Db, partner_id: int, delivery_id: int | None) -> int:
-        revived = await outbox.revive(db, partner_id, delivery_id=delivery_id)
-        await db.commit()
-        return revived
+        if partner.state not in outbox.RECEIVING:
+            raise errors.Conflict(f"partner {partner_id} is {partner.state}")
+        if not any(outbox.receives(partner, p.module) for p in BROADCAST):
+            raise errors.Conflict(f"partner {partner_id} has no locations or tariffs RECEIVER endpoint")
+        return Count(await outbox.queue_everything(db, partner, now=now()))

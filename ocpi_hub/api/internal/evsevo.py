@@ -1,6 +1,6 @@
-"""EvseVO ingestion (reference/evsevo-to-ocpi.md): `PUT /evsevo/locations/{locationId}` with one location record of
+"""EvseVO ingestion (docs/evsevo-to-ocpi.md): `PUT /evsevo/locations/{locationId}` with one location record of
 the EvseVO family, `POST /evsevo/locations` with a JSON array of them, converted (ocpi_hub.evsevo.convert) and
-stored (ocpi_hub.locations).
+stored with the Tariffs their prices make (ocpi_hub.stores.evsevo).
 
 Each record gets a report: its id, its outcome (created, updated, unchanged, rejected), errors naming the JSON
 path, the value and the rule, and the converter's warnings. A rejected record changes nothing. Records of an array
@@ -17,7 +17,7 @@ import msgspec
 from litestar import Controller, Response, post, put
 from litestar.params import FromQuery, JSONBody, PathParameter
 
-from ocpi_hub import locations as store
+from ocpi_hub import errors
 from ocpi_hub.api import deps
 from ocpi_hub.errors import seed_errors
 from ocpi_hub.evsevo.convert import (
@@ -27,7 +27,9 @@ from ocpi_hub.evsevo.convert import (
     location_to_ocpi,
     said_location_id,
 )
+from ocpi_hub.push import outbox
 from ocpi_hub.settings import Settings
+from ocpi_hub.stores import evsevo
 
 # The path parameter is named like the seed's (noqa: N803 below), because Litestar names it in its 400 messages.
 LocationId = Annotated[str, PathParameter(min_length=1, max_length=36)]
@@ -108,13 +110,15 @@ async def _ingest(
         return _rejected(location_id or said_location_id(raw), RecordError(exc.path, exc.value, exc.rule))
     location, warnings = converted.value, list(converted.warnings)
     try:
-        saved = await store.save_location(db, location, now=moment)
-    except store.OwnerConflictError as exc:
-        error = RecordError("$", f"{location.country_code}/{location.party_id}", str(exc))
+        saved = await outbox.committed(
+            db, lambda: evsevo.save_record(db, location, converted.tariffs, now=moment), now=moment
+        )
+    except (errors.Conflict, errors.Invalid) as exc:
+        error = RecordError("$", f"{location.country_code}/{location.party_id}", exc.message)
         return Report(id=location.id, outcome=Outcome.REJECTED, errors=[error], warnings=warnings)
     if not saved.changes:
         outcome = Outcome.UNCHANGED
-    elif saved.changes[0].kind == store.ChangeKind.LOCATION_CREATED:
+    elif saved.created:
         outcome = Outcome.CREATED
     else:
         outcome = Outcome.UPDATED

@@ -10,7 +10,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from ocpi_hub.errors import ApiError
+from ocpi_hub import errors
 from ocpi_hub.settings import Settings
 
 
@@ -19,7 +19,7 @@ def internal_api_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     if settings.admin_token is not None:
         scheme, _, presented = connection.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), settings.admin_token.encode()):
-            raise ApiError(401, "Authorization: Bearer <OCPI_HUB_ADMIN_TOKEN> required")
+            raise errors.Unauthorized("Authorization: Bearer <OCPI_HUB_ADMIN_TOKEN> required")
         return
     host = connection.client.host if connection.client else ""
     try:
@@ -27,4 +27,4 @@ def internal_api_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     except ValueError:
         loopback = False
     if not loopback:
-        raise ApiError(403, "the internal API accepts only loopback clients while OCPI_HUB_ADMIN_TOKEN is unset")
+        raise errors.Forbidden("the internal API accepts only loopback clients while OCPI_HUB_ADMIN_TOKEN is unset")

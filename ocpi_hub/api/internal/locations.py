@@ -1,5 +1,6 @@
 """registerLocation (seed 002, `POST /location/{locationId}`) and the EVSE status change that follows it in real
-life (`POST /location/{locationId}/evse/{evseUid}/status`), both stored as OCPI Locations (ocpi_hub.locations)."""
+life (`POST /location/{locationId}/evse/{evseUid}/status`), both stored as OCPI Locations
+(ocpi_hub.stores.locations)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,20 @@ import msgspec
 from litestar import Controller, post
 from litestar.params import JSONBody, PathParameter
 
-from ocpi_hub import locations as store
+from ocpi_hub import errors
 from ocpi_hub.api import deps
 from ocpi_hub.csms import location as csms
-from ocpi_hub.errors import ApiError, seed_errors
+from ocpi_hub.errors import seed_errors
 from ocpi_hub.evsevo.convert import ConversionError
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.push import outbox
+from ocpi_hub.stores import locations as store
 
 # The seed's parameter names are kept (noqa: N803 below) because Litestar names them in its 400 messages.
 LocationId = Annotated[str, PathParameter(min_length=1, max_length=36)]
 EvseUid = Annotated[str, PathParameter(min_length=1, max_length=36)]
 
-# The four statuses of the EvseVO family, as ocpi_hub.evsevo.convert maps them (reference/evsevo-to-ocpi.md §4.2).
+# The four statuses of the EvseVO family, as ocpi_hub.evsevo.convert maps them (docs/evsevo-to-ocpi.md §4.2).
 _EVSEVO_STATUS = {
     "available": ocpi.Status.AVAILABLE,
     "occupied": ocpi.Status.CHARGING,
@@ -38,7 +41,7 @@ class EvseStatus(msgspec.Struct):
 def _status(value: str) -> ocpi.Status:
     status = _OCPI_STATUS.get(value.upper()) or _EVSEVO_STATUS.get(value.lower())
     if status is None:
-        raise ApiError(400, f"status: {value!r} is not one of {_ALLOWED}")
+        raise errors.Invalid(f"status: {value!r} is not one of {_ALLOWED}")
     return status
 
 
@@ -67,11 +70,11 @@ class LocationController(Controller):
         parties = [p.key for p in settings.parties]
         try:
             location = csms.seed_location_to_ocpi(data, location_id=locationId, now=moment, parties=parties)
-            saved = await store.save_location(db, location, now=moment, keep_status=True)
         except ConversionError as exc:
-            raise ApiError(400, str(exc)) from None
-        except store.OwnerConflictError as exc:
-            raise ApiError(409, str(exc)) from None
+            raise errors.Invalid(str(exc)) from None
+        saved = await outbox.committed(
+            db, lambda: store.save_location(db, location, now=moment, keep_status=True), now=moment
+        )
         return saved.location
 
     @post(
@@ -91,10 +94,10 @@ class LocationController(Controller):
     ) -> ocpi.EVSE:
         """Answers the EVSE as stored. The same status again changes nothing (last_updated included)."""
         status = _status(data.status)
-        try:
-            saved = await store.set_evse_status(db, locationId, evseUid, status, now=now())
-        except (store.UnknownLocationError, store.UnknownEvseError) as exc:
-            raise ApiError(404, str(exc)) from None
+        moment = now()
+        saved = await outbox.committed(
+            db, lambda: store.set_evse_status(db, locationId, evseUid, status, now=moment), now=moment
+        )
         evse = store.find(saved.location.evses or (), evseUid, lambda e: e.uid)
         assert evse is not None  # set_evse_status found it
         return evse

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
-from ocpi_hub import registration
+from ocpi_hub import errors, registration
 from ocpi_hub.api import deps
 from ocpi_hub.db import partners
 from ocpi_hub.db.partners import Partner, PartnerState
-from ocpi_hub.errors import ApiError
 from ocpi_hub.ocpi.common import CredentialsToken
+from ocpi_hub.ocpi.credentials import CredentialsRole
+from ocpi_hub.ocpi.versions import Endpoint
 
 
 class RegistrationStatus(StrEnum):
@@ -40,8 +41,8 @@ class PartnerView(msgspec.Struct):
     initiator: str
     version: str | None
     versions_url: str | None
-    roles: list[dict[str, Any]]
-    endpoints: list[dict[str, Any]]
+    roles: list[CredentialsRole]
+    endpoints: list[Endpoint]
     send_base64: bool
     created_at: datetime
     updated_at: datetime
@@ -82,23 +83,17 @@ class PartnersController(Controller):
         """Registers an OCPI party: a token A to hand out (PENDING), a token agreed for everything (REGISTERED),
         or, with `url`, the credentials handshake with the partner's versions endpoint started by us."""
         registered = data.status == RegistrationStatus.REGISTERED
-        try:
-            if data.url is None:
-                partner = await registration.add_pending(db, data.token, registered=registered, now=now())
-            else:
-                partner = await registration.register_with(
-                    sessions,
-                    client,
-                    settings,
-                    versions_url=data.url,
-                    token=data.token,
-                    already_registered=registered,
-                    now=now(),
-                )
-        except registration.TokenInUseError as exc:
-            raise ApiError(409, str(exc)) from None
-        except registration.RegistrationError as exc:
-            raise ApiError(502, f"registration failed at {exc}") from None
+        if data.url is None:
+            return _view(await registration.add_pending(db, data.token, registered=registered, now=now()))
+        partner = await registration.register_with(
+            sessions,
+            client,
+            settings,
+            versions_url=data.url,
+            token=data.token,
+            already_registered=registered,
+            now=now(),
+        )
         return _view(partner)
 
     @get("/partners", summary="listPartners")
@@ -124,14 +119,13 @@ class PartnersController(Controller):
         partner = await _get(db, partner_id)
         partner.send_base64 = data.send_base64
         partner.updated_at = now()
-        await db.commit()
         return _view(partner)
 
 
 async def _get(db: deps.Db, partner_id: int) -> Partner:
     partner = await partners.by_id(db, partner_id)
     if partner is None:
-        raise ApiError(404, f"no partner with id {partner_id}")
+        raise errors.NotFound(f"no partner with id {partner_id}")
     return partner
 
 
@@ -139,8 +133,7 @@ async def _set_state(db: deps.Db, partner_id: FromPath[int], state: PartnerState
     partner = await _get(db, partner_id)
     expected = PartnerState.REGISTERED if state == PartnerState.SUSPENDED else PartnerState.SUSPENDED
     if partner.state != expected:
-        raise ApiError(409, f"partner {partner_id} is {partner.state}, not {expected}")
+        raise errors.Conflict(f"partner {partner_id} is {partner.state}, not {expected}")
     partner.state = state
     partner.updated_at = now
-    await db.commit()
     return partner

@@ -8,10 +8,11 @@ from typing import Annotated
 from litestar import Controller, MediaType, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from ocpi_hub import errors
 from ocpi_hub.api import deps
 from ocpi_hub.csms import token as csms
 from ocpi_hub.db import tokens
-from ocpi_hub.errors import ApiError, seed_errors
+from ocpi_hub.errors import seed_errors
 from ocpi_hub.ocpi.tokens import TokenKey
 
 # The bounds of the seed's own API description (offset >= 0, 1 <= limit <= 100); 20 is its default page.
@@ -52,5 +53,5 @@ class TokenController(Controller):
         """The token with this uid; when several eMSPs or token types share it, the most recently updated."""
         token = await tokens.latest_by_uid(db, tokenUid)
         if token is None:
-            raise ApiError(404, f"no token with uid {tokenUid}")
+            raise errors.NotFound(f"no token with uid {tokenUid}")
         return csms.ocpi_to_token(token)

@@ -1,83 +1,76 @@
-"""Credentials module, our side (OCPI 2.2.1 §7.2): GET, POST (register), PUT (update), DELETE (unregister)."""
+"""Credentials module, our side (OCPI 2.2.1 §7.2): GET, POST (register), PUT (update), DELETE (unregister).
+
+The authentication guard has already found the caller (token A, or the token of a registered partner). No database
+transaction is open while registration.accept calls the partner back (docs/ocpi.md §7)."""
 
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post, put
 
-from ocpi_hub import registration
+from ocpi_hub import errors, registration
 from ocpi_hub.api import deps
-from ocpi_hub.api.ocpi.transport import Access, AnyRequest, Caller, authenticate, decode_body, envelope
-from ocpi_hub.errors import OcpiError
-from ocpi_hub.ocpi.common import StatusCode
+from ocpi_hub.api.ocpi.authentication import Access, Caller, caller
+from ocpi_hub.api.ocpi.transport import AnyRequest, decode_body, envelope
 from ocpi_hub.ocpi.credentials import Credentials
 
+_OPT = {"access": Access.CREDENTIALS}
 
-def _not_allowed(message: str) -> OcpiError:
+
+def _registered(request: AnyRequest) -> Caller:
     # The spec demands HTTP 405 for these (not 401): the caller is known, the method does not apply.
-    return OcpiError(StatusCode.CLIENT_ERROR, message, http_status=405)
+    who = caller(request)
+    if not who.registered:
+        raise errors.NotAllowed("not registered yet: POST your credentials first")
+    return who
 
 
 class CredentialsController(Controller):
     path = "/credentials"
 
-    @get("/")
-    async def get_credentials(self, request: AnyRequest, db: deps.Db, settings: deps.Config, now: deps.Clock) -> object:
-        caller = await authenticate(request, db, Access.credentials)
-        if not caller.registered:
-            raise _not_allowed("not registered yet: POST your credentials first")
-        return envelope(registration.our_credentials(settings, caller.token), now=now)
+    @get("/", opt=_OPT)
+    async def get_credentials(self, request: AnyRequest, settings: deps.Config, now: deps.Clock) -> object:
+        return envelope(registration.our_credentials(settings, _registered(request).token), now=now)
 
-    @post("/")
+    @post("/", opt=_OPT)
     async def register(
         self,
         request: AnyRequest,
-        db: deps.Db,
+        sessions: deps.Sessions,
         settings: deps.Config,
         client: deps.Client,
         now: deps.Clock,
         version: deps.Version,
     ) -> object:
-        caller = await authenticate(request, db, Access.credentials)
-        if caller.registered:
-            raise _not_allowed("already registered: use PUT to update or DELETE to unregister")
-        return await _accept(request, db, settings, client, now, version, caller)
+        who = caller(request)
+        if who.registered:
+            raise errors.NotAllowed("already registered: use PUT to update or DELETE to unregister")
+        credentials = await decode_body(request, Credentials)
+        ours = await registration.accept(
+            sessions, client, settings, who.partner.id, credentials, version=version, now=now()
+        )
+        return envelope(ours, now=now)
 
-    @put("/")
+    @put("/", opt=_OPT)
     async def update(
         self,
         request: AnyRequest,
-        db: deps.Db,
+        sessions: deps.Sessions,
         settings: deps.Config,
         client: deps.Client,
         now: deps.Clock,
         version: deps.Version,
     ) -> object:
-        caller = await authenticate(request, db, Access.credentials)
-        if not caller.registered:
-            raise _not_allowed("not registered yet: POST your credentials first")
-        return await _accept(request, db, settings, client, now, version, caller)
+        who = _registered(request)
+        credentials = await decode_body(request, Credentials)
+        ours = await registration.accept(
+            sessions, client, settings, who.partner.id, credentials, version=version, now=now()
+        )
+        return envelope(ours, now=now)
 
-    @delete("/", status_code=200)
-    async def unregister(self, request: AnyRequest, db: deps.Db, now: deps.Clock) -> object:
-        caller = await authenticate(request, db, Access.credentials)
-        if not caller.registered:
-            raise _not_allowed("not registered: nothing to delete")
-        await registration.unregister(db, caller.partner, now=now())
+    @delete("/", status_code=200, opt=_OPT)
+    async def unregister(self, request: AnyRequest, sessions: deps.Sessions, now: deps.Clock) -> object:
+        who = caller(request)
+        if not who.registered:
+            raise errors.NotAllowed("not registered: nothing to delete")
+        await registration.unregister(sessions, who.partner.id, now=now())
         return envelope(None, now=now)
-
-
-async def _accept(
-    request: AnyRequest,
-    db: deps.Db,
-    settings: deps.Config,
-    client: deps.Client,
-    now: deps.Clock,
-    version: deps.Version,
-    caller: Caller,
-) -> object:
-    credentials = await decode_body(request, Credentials)
-    try:
-        ours = await registration.accept(db, client, settings, caller.partner, credentials, version=version, now=now())
-    except registration.RegistrationError as exc:
-        raise OcpiError(StatusCode(exc.status_code), str(exc)) from None
-    return envelope(ours, now=now)

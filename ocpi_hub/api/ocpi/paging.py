@@ -18,8 +18,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from ocpi_hub.errors import OcpiError
-from ocpi_hub.ocpi.common import StatusCode
+from ocpi_hub import errors
 
 MAX_OFFSET = 10**9  # keeps offset + limit inside a 32-bit integer, the type of the positions it is compared with
 _DIGITS = re.compile(r"[0-9]+")
@@ -35,8 +34,8 @@ class PageRequest:
     date_to: datetime | None
 
 
-def _invalid(name: str, value: str, rule: str) -> OcpiError:
-    return OcpiError(StatusCode.INVALID_PARAMETERS, f"{name}: {value!r} {rule}")
+def _invalid(name: str, value: str, rule: str) -> errors.Invalid:
+    return errors.Invalid(f"{name}: {value!r} {rule}")
 
 
 def _count(params: Mapping[str, str], name: str, maximum: int | None = None) -> int | None:
@@ -62,7 +61,7 @@ def _datetime(params: Mapping[str, str], name: str) -> datetime | None:
 
 
 def page_request(params: Mapping[str, str], *, cap: int) -> PageRequest:
-    """The page asked for by the query parameters; raises OcpiError 2001 naming a bad one."""
+    """The page asked for by the query parameters; raises errors.Invalid (2001) naming a bad one."""
     limit = _count(params, "limit")
     return PageRequest(
         offset=_count(params, "offset", MAX_OFFSET) or 0,

@@ -1,25 +1,19 @@
-"""OCPI transport rules shared by every module (OCPI 2.2.1 §4): envelope, request ids, authentication,
-request bodies and routing headers."""
+"""OCPI transport rules shared by every module (OCPI 2.2.1 §4, docs/ocpi.md §1): the envelope, request ids, request
+bodies and routing headers, each built in this one place."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
 from litestar.types import Message, Scope
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.auth import hash_token, presented_tokens, same_hash
-from ocpi_hub.db import partners
-from ocpi_hub.db.freshness import Freshness, ReadCache
-from ocpi_hub.db.partners import Initiator, Partner, PartnerState
-from ocpi_hub.errors import OcpiError
+from ocpi_hub import errors
 from ocpi_hub.ocpi.common import Envelope, StatusCode, json_encoder
 from ocpi_hub.settings import Settings
 
@@ -28,15 +22,27 @@ T = TypeVar("T")
 AnyRequest = Request[Any, Any, Any]
 
 
+def enveloped(data: bytes, timestamp: bytes) -> bytes:
+    """The success envelope (§4.1.7) around JSON that is already encoded, in the field order of `Envelope`."""
+    return b"".join(
+        (b'{"data":', data, b',"status_code":1000,"status_message":"Success","timestamp":', timestamp, b"}")
+    )
+
+
 def envelope(
     data: Any,
     *,
-    now: Callable[[], Any],
+    now: Callable[[], datetime],
     http_status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
+    """A success answer with `data` (an OCPI object, a list of them, or None: then `data` is left out)."""
     body = Envelope[Any](data=data, status_code=StatusCode.SUCCESS, status_message="Success", timestamp=now())
     return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json", headers=headers)
+
+
+def error_body(status_code: int, message: str, now: datetime) -> bytes:
+    return json_encoder.encode(Envelope[None](status_code=status_code, status_message=message, timestamp=now))
 
 
 class _RequestIds:
@@ -69,115 +75,51 @@ async def echo_request_ids(message: Message, scope: Scope) -> None:
     ]
 
 
-class Access:
-    """Which partners a module accepts (§4.1.3): token A only on versions and credentials; functional modules
-    only for registered partners; our own token B during a handshake we started only on versions."""
-
-    @staticmethod
-    def versions(partner: Partner) -> bool:
-        return partner.state in (PartnerState.PENDING, PartnerState.REGISTERED)
-
-    @staticmethod
-    def credentials(partner: Partner) -> bool:
-        return partner.state == PartnerState.REGISTERED or (
-            partner.state == PartnerState.PENDING and partner.initiator == Initiator.PARTNER
-        )
-
-    @staticmethod
-    def functional(partner: Partner) -> bool:
-        return partner.state == PartnerState.REGISTERED
-
-
-@dataclass(frozen=True)
-class Caller:
-    partner: Partner
-    token: str  # the token as presented, needed to answer a credentials GET
-
-    @property
-    def registered(self) -> bool:
-        return self.partner.state == PartnerState.REGISTERED
-
-
-def _unknown_token() -> OcpiError:
-    return OcpiError(StatusCode.CLIENT_ERROR, "missing or unknown credentials token", http_status=401)
-
-
-async def authenticate(request: AnyRequest, session: AsyncSession, allowed: Callable[[Partner], bool]) -> Caller:
-    candidates = presented_tokens(request.headers.get("authorization"))
-    partner = await partners.by_presented_token(session, candidates)
-    if partner is None or not allowed(partner):
-        raise _unknown_token()
-    token = next(c for c in candidates if same_hash(hash_token(c), partner.token_hash or ""))
-    return Caller(partner=partner, token=token)
-
-
-@dataclass(frozen=True)
-class ReadPath:
-    """What the read-only hot handlers (the Locations Sender) use, taken from the app rather than injected:
-    resolving dependencies per request cost half of the list's throughput (bench/locations_bench.py).
-
-    `callers`, `pages` and `answers` are exact per-process caches (ocpi_hub.db.freshness): any commit, in any
-    process, empties them before the next request reads them.
-    """
-
-    settings: Settings
-    now: Callable[[], datetime]
-    sessions: async_sessionmaker[AsyncSession]
-    freshness: Freshness
-    callers: ReadCache[tuple[str, ...], Caller]
-    pages: ReadCache[tuple[object, ...], Any]
-    answers: ReadCache[tuple[object, ...], Any]
-
-    @staticmethod
-    def of(request: AnyRequest) -> ReadPath:
-        read_path: ReadPath = request.app.state.read_path
-        return read_path
-
-    async def version(self) -> int | None:
-        """Asked once per request, before any read (see Freshness for what it costs and why it is exact)."""
-        return await self.freshness.version()
-
-    async def authenticate(
-        self, request: AnyRequest, allowed: Callable[[Partner], bool], version: int | None
-    ) -> Caller:
-        """`authenticate`, served from the cache when nothing was committed since the caller was last seen.
-
-        Only a success is cached (an unknown token always reaches the database), and only for read-only handlers:
-        the cached Partner is detached from any session."""
-        key = tuple(presented_tokens(request.headers.get("authorization")))
-        caller = self.callers.get(key, version)
-        if caller is None:
-            async with self.sessions() as session:
-                caller = await authenticate(request, session, allowed)
-            self.callers.put(key, caller, seen=version)
-        elif not allowed(caller.partner):
-            raise _unknown_token()
-        return caller
-
-
 async def decode_body(request: AnyRequest, type_: type[T]) -> T:
     """Not JSON: HTTP 400. JSON of the wrong shape: HTTP 200 with 2001 naming the field and the rule (§4.1.7)."""
     raw = await request.body()
     try:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
-        raise OcpiError(StatusCode.INVALID_PARAMETERS, f"invalid {type_.__name__}: {exc}") from None
+        raise errors.Invalid(f"invalid {type_.__name__}: {exc}") from None
     except msgspec.DecodeError as exc:
-        raise OcpiError(StatusCode.CLIENT_ERROR, f"the body is not valid JSON: {exc}", http_status=400) from None
+        raise errors.Malformed(f"the body is not valid JSON: {exc}") from None
 
 
-def routing_headers(request: AnyRequest, caller: Caller, settings: Settings) -> dict[str, str]:
-    """The routing headers of our answer on a functional module: the request's, from and to swapped (§4.1.5).
+# Configuration modules are not routed (§4.1.5): their answers carry no routing headers, errors included.
+_CONFIGURATION_MODULES = frozenset({"versions", "credentials", "hubclientinfo"})
 
-    Absent request headers are filled in from what we know: our default party, the caller's first role.
-    """
+
+def routing_headers(request: AnyRequest, settings: Settings, caller_party: tuple[str, str] | None) -> dict[str, str]:
+    """The routing headers of our answer, success or error (§4.1.5): on a functional module
+    (/ocpi/{version}/{module}/...), the request's, from and to swapped; absent ones are filled in from what we know
+    (our default party; the caller's first role once it is known)."""
+    parts = request.url.path.strip("/").split("/")
+    if len(parts) < 3 or parts[2] in _CONFIGURATION_MODULES:
+        return {}
     sent = request.headers  # parsed from the scope on every access: read once
     ours = settings.default_party
-    role = caller.partner.roles[0] if caller.partner.roles else {}
+    theirs = caller_party or ("", "")
     headers = {
         "OCPI-from-country-code": sent.get("ocpi-to-country-code") or ours.country_code,
         "OCPI-from-party-id": sent.get("ocpi-to-party-id") or ours.party_id,
-        "OCPI-to-country-code": sent.get("ocpi-from-country-code") or role.get("country_code", ""),
-        "OCPI-to-party-id": sent.get("ocpi-from-party-id") or role.get("party_id", ""),
+        "OCPI-to-country-code": sent.get("ocpi-from-country-code") or theirs[0],
+        "OCPI-to-party-id": sent.get("ocpi-from-party-id") or theirs[1],
     }
     return {k: v for k, v in headers.items() if v}
+
+
+def addressed_party(request: AnyRequest, settings: Settings) -> tuple[str, str] | None:
+    """The one of our parties the request's OCPI-to headers name, or None when they name none (§4.1.5: OCPI-to
+    naming a party we do not run is a 404, the addressee being unknown here; one header without the other 2001)."""
+    sent = request.headers
+    country_code, party_id = sent.get("ocpi-to-country-code"), sent.get("ocpi-to-party-id")
+    if country_code is None and party_id is None:
+        return None
+    if country_code is None or party_id is None:
+        missing = "OCPI-to-country-code" if country_code is None else "OCPI-to-party-id"
+        raise errors.Invalid(f"{missing}: required with the other OCPI-to header")
+    party = settings.party(country_code, party_id)
+    if party is None:
+        raise errors.NotFound(f"OCPI-to {country_code}/{party_id} is not a party here")
+    return party.key

@@ -5,27 +5,21 @@ from __future__ import annotations
 from litestar import get
 
 from ocpi_hub.api import deps
-from ocpi_hub.api.ocpi.transport import Access, AnyRequest, authenticate, envelope
+from ocpi_hub.api.ocpi.authentication import Access
+from ocpi_hub.api.ocpi.transport import envelope
 from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, Version, VersionDetails
 
 
-@get("/ocpi/versions", include_in_schema=False)
-async def versions(request: AnyRequest, db: deps.Db, settings: deps.Config, now: deps.Clock) -> object:
-    await authenticate(request, db, Access.versions)
+@get("/ocpi/versions", include_in_schema=False, opt={"access": Access.VERSIONS})
+async def versions(settings: deps.Config, now: deps.Clock) -> object:
     data = [Version(version=v, url=f"{settings.public_url}/ocpi/{v}") for v in SUPPORTED]
     return envelope(data, now=now)
 
 
-@get("/")
+@get("/", opt={"access": Access.VERSIONS})
 async def version_details(
-    request: AnyRequest,
-    db: deps.Db,
-    settings: deps.Config,
-    now: deps.Clock,
-    version: deps.Version,
-    modules: deps.Modules,
+    settings: deps.Config, now: deps.Clock, version: deps.Version, modules: deps.Modules
 ) -> object:
-    await authenticate(request, db, Access.versions)
     base = f"{settings.public_url}/ocpi/{version}"
-    endpoints = [Endpoint(identifier=m, role=r, url=f"{base}{path}") for m, r, path in modules]
+    endpoints = [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
     return envelope(VersionDetails(version=version, endpoints=endpoints), now=now)

@@ -1,0 +1,111 @@
+"""Who is calling /ocpi (OCPI 2.2.1 §4.1.3, docs/ocpi.md §1.3): one guard on every OCPI route, run before any answer
+is made or taken from the answer cache.
+
+The guard reads the credentials token off the request (ocpi_hub.credentials_token), finds the partner by the token's
+hash, checks that the partner's state opens the route (`Access`, named by the route's `opt["access"]`, functional
+modules by default) and leaves the Caller on the request's state for the handler. A known token is kept in the
+answer cache's exact caller map, so that a crawl does not read the partners table once per page; any commit (a
+revocation included) empties that map before the next request.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ocpi_hub import errors
+from ocpi_hub.api.ocpi.answer_cache import AnswerCache
+from ocpi_hub.credentials_token import hash_token, presented_tokens, same_hash
+from ocpi_hub.db import partners
+from ocpi_hub.db.partners import Initiator, Partner, PartnerState
+from ocpi_hub.ocpi.common import Role
+
+
+class Access(enum.StrEnum):
+    """Which partners a route accepts: token A only on versions and credentials; functional modules only for
+    registered partners; our own token B, during a handshake we started, only on versions."""
+
+    VERSIONS = "versions"
+    CREDENTIALS = "credentials"
+    FUNCTIONAL = "functional"
+
+    def allows(self, partner: Partner) -> bool:
+        match self:
+            case Access.VERSIONS:
+                return partner.state in (PartnerState.PENDING, PartnerState.REGISTERED)
+            case Access.CREDENTIALS:
+                return partner.state == PartnerState.REGISTERED or (
+                    partner.state == PartnerState.PENDING and partner.initiator == Initiator.PARTNER
+                )
+            case Access.FUNCTIONAL:
+                return partner.state == PartnerState.REGISTERED
+
+
+@dataclass(frozen=True)
+class Caller:
+    partner: Partner  # detached from any session: read it, never change it
+    token: str  # the token as presented, needed to answer a credentials GET
+    seen: int | None  # the database's commit number asked before the partner was read (for the answer cache)
+
+    @property
+    def registered(self) -> bool:
+        return self.partner.state == PartnerState.REGISTERED
+
+    @property
+    def party(self) -> tuple[str, str] | None:
+        """The caller's own party, for the routing headers of our answers: its first EMSP role, else its first."""
+        roles = sorted(self.partner.roles, key=lambda r: r.role != Role.EMSP)
+        return (roles[0].country_code, roles[0].party_id) if roles else None
+
+
+_STATE_KEY = "ocpi_caller"
+
+
+def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    """The Caller the guard left on the request."""
+    found: Caller = connection.scope["state"][_STATE_KEY]
+    return found
+
+
+def known_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | None:
+    """The Caller, when the guard got as far as knowing it (an error answer may come before)."""
+    found: Caller | None = connection.scope.get("state", {}).get(_STATE_KEY)
+    return found
+
+
+async def _find(session: AsyncSession, candidates: list[str]) -> tuple[Partner, str] | None:
+    partner = await partners.by_presented_token(session, candidates)
+    if partner is None:
+        return None
+    token = next(c for c in candidates if same_hash(hash_token(c), partner.token_hash or ""))
+    return partner, token
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+
+
+def guard(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache) -> Guard:
+    """The one authentication path of /ocpi."""
+
+    async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        access: Access = handler.opt.get("access", Access.FUNCTIONAL)
+        candidates = presented_tokens(connection.headers.get("authorization"))
+        seen = await cache.version()
+        key = tuple(candidates)
+        found: Any = cache.callers.get(key, seen) if candidates else None
+        if found is None and candidates:
+            async with sessions() as session:
+                found = await _find(session, candidates)
+            if found is not None:
+                cache.callers.put(key, found, seen=seen)
+        if found is None or not access.allows(found[0]):
+            raise errors.Unauthorized("missing or unknown credentials token")
+        connection.scope["state"][_STATE_KEY] = Caller(found[0], found[1], seen)
+
+    return authenticate

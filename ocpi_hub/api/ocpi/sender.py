@@ -1,0 +1,127 @@
+"""The Sender interface of every module whose objects we own (OCPI 2.2.1 §8.2.1 Locations, §11.2.1 Tariffs): the
+paginated list and the object GETs, for registered partners only (the authentication guard runs first).
+
+A module is described by a `SenderModule`: how its table reads a page and one object. Everything else is the same
+for every module and lives here: pagination (api/ocpi/paging.py), narrowing by the OCPI-to headers (the list, its
+X-Total-Count, and the object GETs: another party's object is a 404), the routing headers of the answer, and the
+answer cache (api/ocpi/answer_cache.py). The list is the hot path (eMSPs crawl everything): a page is the envelope
+around the stored JSON of its objects, joined as bytes, without decoding or encoding an object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+from litestar import get
+from litestar.handlers import HTTPRouteHandler
+from litestar.types import ASGIApp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ocpi_hub import errors
+from ocpi_hub.api.ocpi import paging
+from ocpi_hub.api.ocpi.answer_cache import Answer, AnswerCache, question
+from ocpi_hub.api.ocpi.authentication import caller
+from ocpi_hub.api.ocpi.transport import AnyRequest, addressed_party, routing_headers
+from ocpi_hub.db.sender import Document, PageQuery
+from ocpi_hub.ocpi import locations
+from ocpi_hub.ocpi.common import StatusCode, json_encoder
+from ocpi_hub.ocpi.versions import ModuleID
+from ocpi_hub.settings import Settings
+
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True)
+class SenderModule:
+    module: ModuleID
+    what: str  # the object's name in messages: "location", "tariff"
+    page: Callable[..., Awaitable[tuple[int, list[bytes]]]]  # (session, PageQuery, *, version)
+    document: Callable[..., Awaitable[Document | None]]  # (session, object id, *, version)
+    unknown: StatusCode = StatusCode.CLIENT_ERROR  # the status_code of an unknown object
+    nested: bool = False  # Locations: EVSEs and Connectors have object GETs of their own
+
+
+@dataclass(frozen=True)
+class SenderContext:
+    settings: Settings
+    clock: Callable[[], datetime]
+    sessions: async_sessionmaker[AsyncSession]
+    cache: AnswerCache
+
+
+def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[HTTPRouteHandler]:
+    """The route handlers of `spec`'s Sender interface in `version`, mounted under /ocpi/{version}/{module}.
+
+    They take no dependencies but the request: resolving dependencies per request cost half of the list's
+    throughput (bench/locations_bench.py); what they need is bound here."""
+    settings, sessions, cache = context.settings, context.sessions, context.cache
+    url = f"{settings.public_url}/ocpi/{version}/{spec.module}"
+
+    async def cached(request: AnyRequest, make: Callable[[], Awaitable[tuple[bytes, dict[str, str]]]]) -> Answer:
+        """The kept answer to the request, or the one `make` (data and headers besides the routing headers) makes.
+        Errors are raised, never kept."""
+        who = caller(request)
+
+        async def answer() -> Answer:
+            data, headers = await make()
+            return Answer(data, headers | routing_headers(request, settings, who.party), context.clock)
+
+        return await cache.answer(question(request.scope, who.partner.id), who.seen, answer)
+
+    async def document(request: AnyRequest, object_id: str) -> Document:
+        party = addressed_party(request, settings)
+        async with sessions() as session:
+            found = await spec.document(session, object_id, version=version)
+        if found is None or party not in (None, (found.country_code, found.party_id)):
+            raise errors.NotFound(f"unknown {spec.what} {object_id}", ocpi_status=spec.unknown)
+        return found
+
+    async def child(request: AnyRequest, evse_uid: str, connector_id: str = "") -> tuple[bytes, dict[str, str]]:
+        object_id = request.path_params["object_id"]
+        # Read from the version's own document: an EVSE that 2.2 cannot show is unknown to a 2.2 peer.
+        found = locations.child(_decode((await document(request, object_id)).body), evse_uid, connector_id)
+        if found is None:
+            what = f"connector {connector_id} of EVSE {evse_uid}" if connector_id else f"EVSE {evse_uid}"
+            raise errors.NotFound(f"unknown {what} at {spec.what} {object_id}", ocpi_status=spec.unknown)
+        return json_encoder.encode(found), {}
+
+    @get("/")
+    async def list_objects(request: AnyRequest) -> ASGIApp:
+        async def page() -> tuple[bytes, dict[str, str]]:
+            params = request.query_params
+            asked = paging.page_request(params, cap=settings.page_limit)
+            party = addressed_party(request, settings)
+            query = PageQuery(asked.offset, asked.limit, asked.date_from, asked.date_to, party)
+            async with sessions() as session:
+                total, bodies = await spec.page(session, query, version=version)
+            headers = paging.page_headers(
+                params, asked, total=total, returned=len(bodies), cap=settings.page_limit, url=url
+            )
+            return b"[" + b",".join(bodies) + b"]", headers
+
+        return await cached(request, page)
+
+    @get("/{object_id:str}")
+    async def get_object(request: AnyRequest) -> ASGIApp:
+        async def body() -> tuple[bytes, dict[str, str]]:
+            return (await document(request, request.path_params["object_id"])).body, {}
+
+        return await cached(request, body)
+
+    routes = [list_objects, get_object]
+    if spec.nested:
+
+        @get("/{object_id:str}/{evse_uid:str}")
+        async def get_evse(request: AnyRequest) -> ASGIApp:
+            return await cached(request, lambda: child(request, request.path_params["evse_uid"]))
+
+        @get("/{object_id:str}/{evse_uid:str}/{connector_id:str}")
+        async def get_connector(request: AnyRequest) -> ASGIApp:
+            params = request.path_params
+            return await cached(request, lambda: child(request, params["evse_uid"], params["connector_id"]))
+
+        routes += [get_evse, get_connector]
+    return routes

@@ -1,0 +1,26 @@
+"""What every Sender list reads from its module's tables (docs/ocpi.md §1.7): a page and one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A page of a list: date_from inclusive, date_to exclusive, optionally of one of our parties."""
+
+    offset: int
+    limit: int
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    party: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One stored object's JSON for a version, with its owner."""
+
+    body: bytes
+    country_code: str
+    party_id: str
