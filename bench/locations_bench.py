@@ -2,13 +2,13 @@
 
     python bench/locations_bench.py [--database-url URL] [--locations 10000] [--rounds 3] [--duration 8]
 
-Loads N Locations of 4 EVSEs with 2 Connectors each through the store (ocpi_hub.locations.save_location), then
+Loads N Locations of 4 EVSEs with 2 Connectors each through the store (ocpi_hub.stores.locations), then
 serves, one after the other on the same server configuration (uvicorn, uvloop, httptools, one worker):
 - the hub itself, measured on GET /ocpi/2.2.1/locations?limit=50 at offset 0 and at offset N-50, and on a single
   Location GET;
 - the ceiling: a minimal ASGI app answering the very bytes and headers of the first page, precomputed;
 - layers in between, each answering the saved page: a Litestar app of one handler; in the hub's own app, a handler
-  without dependencies, one with the real handler's four dependencies, and one that also calls authenticate().
+  without dependencies, and one with four dependencies (the Sender list takes none: it is bound in create_app).
 The load generator is wrk (`apt-get install wrk`), in its own process: one thread, a few keep-alive connections,
 for a fixed duration per measurement. Rounds interleave the servers, and the report gives the median per target and
 the ratios of the issue's targets: first page >= 35% of the ceiling's requests per second, deep page p50 <= 1.5 x
@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +50,17 @@ from litestar.di import Provide
 from sqlalchemy import func, select
 
 from ocpi_hub.api import deps
-from ocpi_hub.api.ocpi.transport import Access, AnyRequest, authenticate
 from ocpi_hub.app import create_app
-from ocpi_hub.auth import hash_token
+from ocpi_hub.credentials_token import hash_token
 from ocpi_hub.db import partners
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.locations import LocationRow
 from ocpi_hub.db.migrate import upgrade
-from ocpi_hub.locations import save_location
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi.common import BusinessDetails
+from ocpi_hub.push import outbox
 from ocpi_hub.settings import Party, Settings
+from ocpi_hub.stores import locations as store
 
 TOKEN = "bench-emsp-token"
 PAGE = 50
@@ -154,7 +155,9 @@ async def prepare(database_url: str, count: int) -> None:
             start = time.monotonic()
             base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=count)
             for n in range(1, count + 1):
-                await save_location(session, bench_location(n, base), now=base + timedelta(seconds=n))
+                moment = base + timedelta(seconds=n)
+                location = bench_location(n, base)
+                await outbox.committed(session, partial(store.save_location, session, location, now=moment), now=moment)
             print(f"loaded {count} locations in {time.monotonic() - start:.0f} s")
     await engine.dispose()
 
@@ -169,7 +172,7 @@ def _saved_page(page_file: Path) -> tuple[bytes, list[tuple[str, str]]]:
 
 def serve_hub(database_url: str, port: int, page_file: Path | None) -> None:
     """The hub. With the saved first page, three more handlers in the same app answer it from memory, each one
-    layer more of what the real handler does: none of its dependencies, its four dependencies, and authenticate().
+    layer more: no dependencies, then four dependencies (what resolving them would cost the real handler).
     They tell where the time of a request goes (the figures' "layers")."""
     settings = Settings(database_url=database_url, public_url=f"http://127.0.0.1:{port}", parties=(PARTY,))
     app = create_app(settings)
@@ -188,14 +191,7 @@ def serve_hub(database_url: str, port: int, page_file: Path | None) -> None:
         ) -> Response[bytes]:
             return Response(body, media_type="application/json", headers=headers)
 
-        @get("/bench/authenticated", dependencies=version)
-        async def authenticated(
-            request: AnyRequest, db: deps.Db, settings: deps.Config, version: deps.Version, now: deps.Clock
-        ) -> Response[bytes]:
-            await authenticate(request, db, Access.functional)
-            return Response(body, media_type="application/json", headers=headers)
-
-        for handler in (cached, dependencies, authenticated):
+        for handler in (cached, dependencies):
             app.register(handler)
     uvicorn.run(app, host="127.0.0.1", port=port, **SERVER)  # type: ignore[arg-type]
 
@@ -316,7 +312,6 @@ def run(args: argparse.Namespace) -> None:
         ("Litestar app, one handler, saved page", "litestar", page),
         ("hub app, handler without dependencies", "hub", "/bench/cached"),
         ("hub app, + db, settings, version, now", "hub", "/bench/dependencies"),
-        ("hub app, + authenticate()", "hub", "/bench/authenticated"),
         (FIRST, "hub", page),
         (DEEP, "hub", f"/ocpi/2.2.1/locations?offset={args.locations - PAGE}&limit={PAGE}"),
         ("hub: one location", "hub", f"/ocpi/2.2.1/locations/LOC{args.locations // 2:06d}"),
@@ -362,12 +357,12 @@ def report(results: dict[str, list[Measure]], args: argparse.Namespace) -> None:
 # Where a sample of the hub's main thread is spent: the first part whose frame its stack contains. SQLAlchemy runs
 # statements in greenlets, whose stacks py-spy shows apart from the request's; uvloop's C code shows as its caller.
 _PROFILE_PARTS = [
-    ("authenticate()", "authenticate (ocpi_hub/api/ocpi/transport.py"),
+    ("authentication (the guard)", "authenticate (ocpi_hub/api/ocpi/authentication.py"),
     ("the page query", "page (ocpi_hub/db/locations.py"),
-    ("the rest of the handler", "list_locations (ocpi_hub/api/ocpi/locations.py"),
+    ("the rest of the handler", "list_objects (ocpi_hub/api/ocpi/sender.py"),
     ("dependencies (db session, settings, ...)", "resolve_dependencies (litestar/"),
     ("db session cleanup (rollback)", "DependencyCleanupGroup"),
-    ("sending the response", "Answer.__call__ (ocpi_hub/api/ocpi/answers.py"),
+    ("sending the response", "Answer.__call__ (ocpi_hub/api/ocpi/answer_cache.py"),
     ("Litestar routing, middleware", "Litestar.__call__ (litestar/"),
     ("uvicorn (HTTP parsing)", "httptools_impl.py"),
     ("SQLAlchemy executing statements (greenlets)", "sqlalchemy/"),

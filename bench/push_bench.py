@@ -5,9 +5,9 @@ against the ceiling, plain httpx sending the same 30,000 PATCH requests with the
 
 1. Starts 3 receivers, each a minimal ASGI app in its own process (uvicorn, uvloop, httptools, one worker) that
    answers every request with a success envelope and counts the PATCHes it got.
-2. Loads the Locations (4 EVSEs each) through the store (ocpi_hub.locations.save_location), then registers the 3
+2. Loads the Locations (4 EVSEs each) through the store (ocpi_hub.stores.locations), then registers the 3
    receivers as eMSP partners with a locations RECEIVER endpoint.
-3. Per round: sets the status of every EVSE through the store (ocpi_hub.locations.set_evse_status, which queues a
+3. Per round: sets the status of every EVSE through the store (stores.locations.set_evse_status; the outbox queues a
    PATCH per partner in the same transaction), with no worker running; then starts the push worker and times it
    until the deliveries table is empty: deliveries per second. Then the ceiling: one httpx.AsyncClient with the
    worker's limits, the worker's concurrency (LANES requests in flight per receiver), sending the same PATCH
@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,18 @@ import uvicorn
 import uvloop
 from sqlalchemy import func, select
 
-from ocpi_hub.auth import authorization_header
 from ocpi_hub.client import OcpiClient
+from ocpi_hub.credentials_token import authorization_header
 from ocpi_hub.db.deliveries import Delivery
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.migrate import upgrade
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
-from ocpi_hub.locations import save_location, set_evse_status
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi.common import utc_now
+from ocpi_hub.push import outbox
 from ocpi_hub.push.worker import LANES, PushWorker
 from ocpi_hub.settings import Party, Settings
+from ocpi_hub.stores import locations as store
 
 RECEIVERS = 3
 EVSES = 4
@@ -153,7 +156,8 @@ async def prepare(database_url: str, locations: int, receivers: list[str]) -> No
         start = time.monotonic()
         now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
         for n in range(1, locations + 1):
-            await save_location(session, bench_location(n, now), now=now)
+            location = bench_location(n, now)
+            await outbox.committed(session, partial(store.save_location, session, location, now=now), now=now)
         print(f"loaded {locations} locations of {EVSES} EVSEs in {time.monotonic() - start:.1f} s")
         for i, url in enumerate(receivers):
             session.add(
@@ -187,8 +191,15 @@ async def change_statuses(database_url: str, locations: int, status: ocpi.Status
     async with sessions() as session:
         for n in range(1, locations + 1):
             for e in range(1, EVSES + 1):
-                saved = await set_evse_status(session, f"LOC{n:06d}", f"{n}-{e}", status, now=datetime.now(UTC))
-                changed.append((f"LOC{n:06d}", f"{n}-{e}", saved.changes[0].last_updated))
+                location_id, evse_uid, moment = f"LOC{n:06d}", f"{n}-{e}", utc_now()
+                saved = await outbox.committed(
+                    session,
+                    partial(store.set_evse_status, session, location_id, evse_uid, status, now=moment),
+                    now=moment,
+                )
+                evse = store.find(saved.location.evses or (), evse_uid, lambda e: e.uid)
+                assert evse is not None
+                changed.append((location_id, evse_uid, evse.last_updated))
         queued = (await session.execute(select(func.count()).select_from(Delivery))).scalar_one()
     await engine.dispose()
     elapsed = time.monotonic() - start
@@ -206,7 +217,7 @@ async def run_worker(database_url: str, expected: int) -> float:
     sessions = session_factory(engine)
     settings = Settings(database_url=database_url, parties=(PARTY,))
     async with httpx.AsyncClient(timeout=10, limits=_limits()) as http:
-        worker = PushWorker(sessions, OcpiClient(http), settings)
+        worker = PushWorker(sessions, OcpiClient(http), settings, clock=utc_now)
         start = time.monotonic()
         worker.start()
         while True:

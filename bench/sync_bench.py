@@ -33,6 +33,7 @@ from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.locations import LocationRow
 from ocpi_hub.db.migrate import upgrade
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
+from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.settings import Party, Settings
 from ocpi_hub.sync.run import SyncReport, sync
 
@@ -183,7 +184,7 @@ async def timed_sync(settings: Settings, source: Path) -> Measured:
         async with sessions() as session:
             before = (await session.execute(written)).scalar_one()
         started = time.perf_counter()
-        report = await sync(sessions, settings, str(source))
+        report = await sync(sessions, settings, str(source), clock=utc_now)
         seconds = time.perf_counter() - started
         async with sessions() as session:
             writes = (await session.execute(written)).scalar_one() - before
