@@ -1,5 +1,6 @@
-"""Benchmark of the push worker (issue 4 §6): 10,000 EVSE status changes delivered to 3 fake eMSPs on loopback,
-against the ceiling, plain httpx sending the same 30,000 PATCH requests with the same concurrency, in the same run.
+"""Benchmark of the push worker (README: "Benchmarks"): 10,000 EVSE status changes delivered to 3 fake eMSPs on
+loopback, against the ceiling, plain httpx sending the same 30,000 PATCH requests with the same concurrency, in the same
+run.
 
     python bench/push_bench.py [--database-url URL] [--locations 2500] [--rounds 3]
 

@@ -1,4 +1,5 @@
-"""Benchmark of the location sync (issue §6): 25,000 locations with 4 EVSEs each (100,000 EVSEs) from one file.
+"""Benchmark of the location sync (README: "Benchmarks"): 25,000 locations with 4 EVSEs each (100,000 EVSEs) from one
+file.
 
 Runs a first sync into an empty database with one registered eMSP that receives Locations, then a second one over
 the same file with 1% of the locations changed (one EVSE status each), and prints the time of each run, their ratio

@@ -1,4 +1,4 @@
-"""ISO 3166-1 country codes: OCPI's Location.country is alpha-3, while sources also send alpha-2 (digest §5.4)."""
+"""ISO 3166-1 country codes: OCPI's Location.country is alpha-3, while sources also send alpha-2 (docs/ocpi.md §5.4)."""
 
 from __future__ import annotations
 

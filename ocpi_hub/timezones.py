@@ -1,4 +1,4 @@
-"""IANA time zone of a point, for Location.time_zone (OCPI 2.2.1 digest §5.4), which no source record carries."""
+"""IANA time zone of a point, for Location.time_zone (OCPI 2.2.1 docs/ocpi.md §5.4), which no source record carries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EvseVO → OCPI conversion against the mapping contract (reference/evsevo-to-ocpi.md), table by table."""
+"""EvseVO → OCPI conversion against the mapping contract (docs/evsevo-to-ocpi.md), table by table."""
 
 from __future__ import annotations
 
@@ -938,7 +938,7 @@ def test_zero_and_absent_prices_are_left_out_and_give_the_same_id() -> None:
 )
 def test_a_tariff_without_a_price_above_zero_is_free_of_charge(prices: dict[str, Any]) -> None:
     (tariff,) = convert_location(with_tariffs(prices)).tariffs
-    # OCPI's free of charge: one element, no restrictions, one FLAT component of 0 (digest §3.5).
+    # OCPI's free of charge: one element, no restrictions, one FLAT component of 0 (docs/cpo-modules.md §3.5).
     assert sent(tariff)["elements"] == [{"price_components": [{"type": "FLAT", "price": 0.0, "step_size": 1}]}]
     assert tariff.id == expected_id("NL", "TNM", "EUR", [["FLAT", "0"]])
 

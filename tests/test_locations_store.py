@@ -1,5 +1,5 @@
 """The Locations store (ocpi_hub.stores.locations): what really changed, last_updated propagation (OCPI 2.2.1 §8.2.1,
-digest §1.12), EVSE removal as REMOVED, one owner per id, and the change records a push will consume."""
+docs/ocpi.md §1.12), EVSE removal as REMOVED, one owner per id, and the change records a push will consume."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def test_patch_examples_fit_the_objects_they_patch(name: str, cls: type[OcpiStru
 
 
 def test_the_defective_add_evse_example_fails_validation() -> None:
-    # Its connector lacks power_type, max_voltage, max_amperage and last_updated (digest §8.4).
+    # Its connector lacks power_type, max_voltage, max_amperage and last_updated (docs/ocpi.md §8.4).
     with pytest.raises(
         msgspec.ValidationError, match=r"missing required field `power_type` - at `\$\.connectors\[0\]`"
     ):

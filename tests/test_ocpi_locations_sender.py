@@ -1,4 +1,4 @@
-"""Locations module, Sender interface (OCPI 2.2.1 §8.2.1, digest §5.2, §1.7, checklist §10): the paginated list
+"""Locations module, Sender interface (OCPI 2.2.1 §8.2.1, docs/ocpi.md §5.2, §1.7, docs/ocpi.md §10): the paginated list
 and the object GETs, on 2.2.1 and 2.2, over real HTTP."""
 
 from __future__ import annotations

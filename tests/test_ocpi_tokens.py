@@ -1,4 +1,4 @@
-"""Tokens module, Receiver interface (digest §6.3, checklist §10): GET, PUT and PATCH of
+"""Tokens module, Receiver interface (docs/ocpi.md §6.3, docs/ocpi.md §10): GET, PUT and PATCH of
 `/ocpi/{version}/tokens/{country_code}/{party_id}/{token_uid}[?type=]`, on 2.2.1 and 2.2."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What reaches an eMSP's Locations Receiver for each kind of change (issue 4 §1), over real HTTP: the hub and a fake
-eMSP on 127.0.0.1. The helpers here serve the other test_push_* modules too."""
+"""What reaches an eMSP's Locations Receiver for each kind of change (README: "Pushing to the eMSPs"), over real HTTP:
+the hub and a fake eMSP on 127.0.0.1. The helpers here serve the other test_push_* modules too."""
 
 from __future__ import annotations
 

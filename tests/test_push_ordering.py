@@ -1,4 +1,5 @@
-"""Latest wins, per-object order and isolation of partners (issue 4 §2), over real HTTP."""
+"""Latest wins, per-object order and isolation of partners (README: "Durability, order, latest wins"), over real
+HTTP."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The outbox (issue 4 §2): one pending delivery per (partner, object) that later changes merge into, written in
-the transaction of the change; who gets deliveries; the deliveries listing. No worker runs here (push_worker=False),
-so what is queued stays in the table to be looked at."""
+"""The outbox (README: "Durability, order, latest wins"): one pending delivery per (partner, object) that later changes
+merge into, written in the transaction of the change; who gets deliveries; the deliveries listing. No worker runs here
+(push_worker=False), so what is queued stays in the table to be looked at."""
 
 from __future__ import annotations
 

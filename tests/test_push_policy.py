@@ -1,5 +1,5 @@
-"""When a failed push is tried again (issue 4 §3): the tenacity schedule evaluated on the stored attempt count and
-age, the transient/permanent split, and Retry-After."""
+"""When a failed push is tried again (README: "Retries and dead letters"): the tenacity schedule evaluated on the stored
+attempt count and age, the transient/permanent split, and Retry-After."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Nothing is lost when the hub process is killed (kill -9) with deliveries waiting (issue 4 §2): the next process
-delivers them. The hub runs as a real `ocpi-hub serve` process on the test database."""
+"""Nothing is lost when the hub process is killed (kill -9) with deliveries waiting (README: "Durability, order, latest
+wins"): the next process delivers them. The hub runs as a real `ocpi-hub serve` process on the test database."""
 
 from __future__ import annotations
 

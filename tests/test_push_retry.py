@@ -1,5 +1,5 @@
-"""Failed pushes (issue 4 §3): transient failures retried until delivered, permanent ones not, the PATCH fallback,
-dead letters and their retry. Time is made to pass on the hub's clock (make_due)."""
+"""Failed pushes (README: "Retries and dead letters"): transient failures retried until delivered, permanent ones not,
+the PATCH fallback, dead letters and their retry. Time is made to pass on the hub's clock (make_due)."""
 
 from __future__ import annotations
 

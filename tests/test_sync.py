@@ -1,5 +1,5 @@
-"""The location sync (issue §4) through the real database: sources, counts, hashes, removals and their limit, the
-command line and the schedule of `ocpi-hub serve`."""
+"""The location sync (README: "The location sync") through the real database: sources, counts, hashes, removals and
+their limit, the command line and the schedule of `ocpi-hub serve`."""
 
 from __future__ import annotations
 

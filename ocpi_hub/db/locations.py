@@ -1,4 +1,4 @@
-"""Locations as stored: a narrow crawl table and the rendered OCPI documents (OCPI 2.2.1 §8.2.1, digest §1.7).
+"""Locations as stored: a narrow crawl table and the rendered OCPI documents (OCPI 2.2.1 §8.2.1, docs/ocpi.md §1.7).
 
 `locations` holds one small row per Location, in creation order: `seq` over the whole platform and `party_seq`
 within the owning party. Both are dense (1, 2, 3, ... without gaps), because each is assigned as max + 1 inside

@@ -1,4 +1,4 @@
-"""EvseVO family → OCPI 2.2.1 Location, EVSE, Connector (reference/evsevo-to-ocpi.md §4 to §6) and Tariff (§5.3).
+"""EvseVO family → OCPI 2.2.1 Location, EVSE, Connector (docs/evsevo-to-ocpi.md §4 to §6) and Tariff (§5.3).
 
 Pure: no I/O and no clock; a reference time is passed in where a rule needs one. Two modes (§6.5): STRICT (the
 default) fails on unknown or unmappable connector types and unknown statuses; LENIENT drops the connector (and an
@@ -18,7 +18,7 @@ absent prices are left out; a TariffVO without any price above 0 becomes the fre
 `updated`, `updatedBy` and `structure` are not mapped. The Tariff belongs to the Location's party and its id is
 "EVSEVO-" + 29 hex digits of a SHA-256 over (country_code, party_id, currency, the prices as normalised decimals):
 connectors with the same prices share one Tariff, and a price change gives a new id, so a Tariff is never edited
-under a running session (digest §3.6). Its last_updated is the conversion's `now`; the connector gets
+under a running session (docs/cpo-modules.md §3.6). Its last_updated is the conversion's `now`; the connector gets
 `tariff_ids = [id]`. A bad TariffVO (currency not ISO 4217, a price that is not a number ≥ 0) follows the mode:
 STRICT fails, LENIENT leaves the tariff out (no tariff_ids) with a warning. Only location_to_ocpi converts tariffs:
 an EVSE alone does not name the party that owns them.
@@ -357,7 +357,7 @@ def _tariff(src: TariffVO, path: str, owner: _Tariffs) -> ocpi_tariffs.Tariff:
     candidates = ((kinds.FLAT, start_fee), (kinds.ENERGY, per_kwh), (kinds.TIME, per_hour))
     prices = [(kind, price) for kind, price in candidates if price]  # 0 and absent price nothing
     if not prices:
-        prices = [(kinds.FLAT, Decimal(0))]  # free of charge, as OCPI spells it (digest §3.5)
+        prices = [(kinds.FLAT, Decimal(0))]  # free of charge, as OCPI spells it (docs/cpo-modules.md §3.5)
     return ocpi_tariffs.Tariff(
         country_code=owner.country_code,
         party_id=owner.party_id,
@@ -667,7 +667,7 @@ def _business_details(value: Scalar, path: str) -> BusinessDetails | None:
 _COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
 _PARTY_ID = re.compile(r"[A-Za-z0-9]{3}")
 _OPERATOR_ID = re.compile(r"([A-Za-z]{2})[-*]([A-Za-z0-9]{3})")
-# eMI3 EVSE ID: <country> [*] <operator> [*] E <outlet> (digest §5.7); only the prefix is read.
+# eMI3 EVSE ID: <country> [*] <operator> [*] E <outlet> (docs/ocpi.md §5.7); only the prefix is read.
 _EVSE_ID_PREFIX = re.compile(r"([A-Za-z]{2})\*?([A-Za-z0-9]{3})\*?[Ee]")
 
 

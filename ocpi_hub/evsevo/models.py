@@ -1,4 +1,4 @@
-"""Tolerant wire models of the EvseVO family (reference/evsevo-to-ocpi.md §2).
+"""Tolerant wire models of the EvseVO family (docs/evsevo-to-ocpi.md §2).
 
 Every field is optional and every scalar is typed loosely (`Scalar`), so that decoding only rejects a record whose
 shape is wrong (an array where an object belongs). The values are judged by the converter, which names the path,

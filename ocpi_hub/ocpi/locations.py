@@ -1,4 +1,5 @@
-"""Locations module objects (OCPI 2.2.1 mod_locations; digest §5.4 to §5.9), and the view of them a 2.2 peer may see.
+"""Locations module objects (OCPI 2.2.1 mod_locations; docs/ocpi.md §5.4 to §5.9), and the view of them a 2.2 peer may
+see.
 
 Cardinality follows the spec: `1` fields have no default, `?` fields are `X | None = None` and `*` lists are
 `list[X] | None = None` (the spec lets an empty list be null, `[]` or absent), all omitted when unset. Rules that
@@ -36,11 +37,11 @@ from ocpi_hub.ocpi.common import (
 from ocpi_hub.ocpi.tokens import TokenType
 from ocpi_hub.ocpi.versions import VersionNumber
 
-# GeoLocation (digest §5.8): strings, not JSON numbers, with 5 to 7 decimals. The spec's regexes are unanchored;
+# GeoLocation (docs/ocpi.md §5.8): strings, not JSON numbers, with 5 to 7 decimals. The spec's regexes are unanchored;
 # msgspec searches, so they are anchored here.
 Latitude = Annotated[str, Meta(max_length=10, pattern=r"^-?[0-9]{1,2}\.[0-9]{5,7}$")]
 Longitude = Annotated[str, Meta(max_length=11, pattern=r"^-?[0-9]{1,3}\.[0-9]{5,7}$")]
-# RegularHours period (digest §5.8), with the 2.2.1 fix of the 2.2 typo `2[1-3]`.
+# RegularHours period (docs/ocpi.md §5.8), with the 2.2.1 fix of the 2.2 typo `2[1-3]`.
 HourMinute = Annotated[str, Meta(min_length=5, max_length=5, pattern=r"^([0-1][0-9]|2[0-3]):[0-5][0-9]$")]
 # Location.country is ISO 3166-1 alpha-3 (country_code is alpha-2).
 CountryAlpha3 = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
@@ -254,7 +255,7 @@ class PublishTokenType(OcpiStruct):
     group_id: CiString36 | None = None
 
     def __post_init__(self) -> None:
-        # The three SHALLs of PublishTokenType (digest §5.8).
+        # The three SHALLs of PublishTokenType (docs/ocpi.md §5.8).
         if self.uid is None and self.visual_number is None and self.group_id is None:
             raise ValueError("at least one of uid, visual_number or group_id must be set")
         if self.uid is not None and self.type is None:
@@ -329,7 +330,7 @@ class Location(OcpiStruct, kw_only=True):
     last_updated: datetime
 
 
-# Values that OCPI 2.2 does not define (digest §8.1), so a 2.2 peer must never receive them.
+# Values that OCPI 2.2 does not define (docs/ocpi.md §8.1), so a 2.2 peer must never receive them.
 ONLY_IN_2_2_1: frozenset[ConnectorType | PowerType | Capability] = frozenset(
     {
         ConnectorType.CHAOJI,

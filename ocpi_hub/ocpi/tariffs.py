@@ -1,7 +1,7 @@
-"""Tariffs module objects (OCPI 2.2.1 mod_tariffs; digest §3.3 and §3.4).
+"""Tariffs module objects (OCPI 2.2.1 mod_tariffs; docs/cpo-modules.md §3.3 and §3.4).
 
-Tariffs have the same shape in OCPI 2.2 and 2.2.1 (digest §3.7: no field changes; 2.2.1 only fixed the `start_time`
-regex typo `2[1-3]`), so one set of models serves peers of both versions.
+Tariffs have the same shape in OCPI 2.2 and 2.2.1 (docs/cpo-modules.md §3.7: no field changes; 2.2.1 only fixed the
+`start_time` regex typo `2[1-3]`), so one set of models serves peers of both versions.
 
 Cardinality as in ocpi/locations.py: `?` fields are `X | None = None`, `*` lists are `list[X] | None = None`, `+` lists
 have at least one item; all omitted when unset. Prices and other numbers are JSON numbers decoded as floats: a round
@@ -96,7 +96,8 @@ class TariffRestrictions(OcpiStruct, kw_only=True):
     reservation: ReservationRestrictionType | None = None
 
 
-# A reservation element prices only FLAT and TIME, TIME being the reserved duration (digest §3.4, `reservation`).
+# A reservation element prices only FLAT and TIME, TIME being the reserved duration (docs/cpo-modules.md §3.4,
+# `reservation`).
 _RESERVATION_DIMENSIONS = frozenset({TariffDimensionType.FLAT, TariffDimensionType.TIME})
 
 

@@ -1,4 +1,4 @@
-"""Tokens module objects (OCPI 2.2.1 mod_tokens; digest §6.3): Token, EnergyContract and the PATCH body.
+"""Tokens module objects (OCPI 2.2.1 mod_tokens; docs/ocpi.md §6.3): Token, EnergyContract and the PATCH body.
 
 A token is identified by its owner (country_code, party_id), its uid and its type (2.2.1: the uid is unique
 "combined with the Token type"). The same objects serve 2.2, whose Token has the same fields.
@@ -99,8 +99,8 @@ def key_of(token: Token) -> TokenKey:
 
 def key_conflict(key: TokenKey, body: Token | TokenPatch) -> str | None:
     """Why `body` is about another token than the URL's `key`, or None. The URL's country_code and party_id SHALL
-    equal the body's (digest §6.3); a differing uid or type is the "URL id differs from body id" case (§1.8). Both are
-    status 2001. country_code and party_id are CiStrings, compared without case."""
+    equal the body's (docs/ocpi.md §6.3); a differing uid or type is the "URL id differs from body id" case (§1.8). Both
+    are status 2001. country_code and party_id are CiStrings, compared without case."""
     for field, expected in zip(TokenKey._fields, key, strict=True):
         value = getattr(body, field)
         if value is UNSET:

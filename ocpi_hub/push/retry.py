@@ -1,5 +1,5 @@
-"""When a failed push is tried again (issue 4 §3): tenacity configured once, evaluated against the attempt count
-and the age kept in the deliveries table, so that the schedule survives a restart.
+"""When a failed push is tried again (README: "Retries and dead letters"): tenacity configured once, evaluated against
+the attempt count and the age kept in the deliveries table, so that the schedule survives a restart.
 
 Transient (retried with exponential backoff and jitter): connection errors, timeouts, HTTP 5xx, 408, 429 and OCPI
 3xxx, as `PartnerCallError.transient` says. Everything else (other 4xx, OCPI 2xxx, a 401 because the partner

@@ -217,7 +217,7 @@ def _merge(
     for before in old.evses or ():
         after = incoming.pop(before.uid.upper(), None)
         if after is None:
-            # Gone from the source: an EVSE is never deleted, it becomes REMOVED (§8.1, digest §5.1).
+            # Gone from the source: an EVSE is never deleted, it becomes REMOVED (§8.1, docs/ocpi.md §5.1).
             after = msgspec.structs.replace(before, status=ocpi.Status.REMOVED)
         elif keep_status and before.status != ocpi.Status.REMOVED:
             after = msgspec.structs.replace(after, status=before.status)

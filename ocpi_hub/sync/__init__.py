@@ -1,1 +1,2 @@
-"""The scheduled location sync (issue §4): EvseVO location records from a file, directory or URL into the store."""
+"""The scheduled location sync (README: "The location sync"): EvseVO location records from a file, directory or URL into
+the store."""

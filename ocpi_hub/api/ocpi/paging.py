@@ -1,4 +1,4 @@
-"""Pagination of OCPI list GETs (OCPI 2.2.1 §4.1.6, digest §1.7): the query parameters and the response headers.
+"""Pagination of OCPI list GETs (OCPI 2.2.1 §4.1.6, docs/ocpi.md §1.7): the query parameters and the response headers.
 
 Choices where the spec is silent:
 - A bad parameter (not a non-negative integer, an offset above 10^9, a DateTime that does not parse) is HTTP 200
@@ -26,7 +26,7 @@ _DIGITS = re.compile(r"[0-9]+")
 
 @dataclass(frozen=True)
 class PageRequest:
-    """date_from inclusive, date_to exclusive (digest §1.7); limit already capped."""
+    """date_from inclusive, date_to exclusive (docs/ocpi.md §1.7); limit already capped."""
 
     offset: int
     limit: int
@@ -75,7 +75,7 @@ def page_headers(
     params: Mapping[str, str], page: PageRequest, *, total: int, returned: int, cap: int, url: str
 ) -> dict[str, str]:
     """X-Total-Count, X-Limit, and Link to the next page unless this is the last one. The Link repeats the
-    request's filters as they were sent (digest §1.7), and starts from `url`, which comes from our public URL."""
+    request's filters as they were sent (docs/ocpi.md §1.7), and starts from `url`, which comes from our public URL."""
     headers = {"X-Total-Count": str(total), "X-Limit": str(cap)}
     following = page.offset + returned
     if returned and following < total:
