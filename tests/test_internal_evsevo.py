@@ -206,3 +206,38 @@ async def test_the_sample_file_loads_with_one_command(hub: Hub) -> None:
     assert standards == {"IEC_62196_T2", "DOMESTIC_F", "IEC_62196_T2_COMBO"}
     rotterdam = await stored_location(hub, "100233")
     assert [e["status"] for e in rotterdam["evses"]] == ["AVAILABLE", "REMOVED"]
+
+
+def with_tariff(**prices: Any) -> dict[str, Any]:
+    changed = record()
+    changed["evses"][0]["connectors"][0]["tariff"] = {"currency": "EUR", "updatedBy": "Feed"} | prices
+    return changed
+
+
+async def test_a_connector_with_prices_gets_a_stored_tariff(hub: Hub) -> None:
+    created = await hub.api("PUT", "/evsevo/locations/7001", json=with_tariff(startFee=1.0, perKWh=0.35))
+    assert created.status_code == 201, created.text
+    [tariff] = (await hub.api("GET", "/tariffs")).json()
+    assert tariff["id"].startswith("EVSEVO-")
+    assert (tariff["country_code"], tariff["party_id"], tariff["currency"]) == ("NL", "OHB", "EUR")
+    components = [(c["type"], c["price"]) for c in tariff["elements"][0]["price_components"]]
+    assert sorted(components) == [("ENERGY", 0.35), ("FLAT", 1.0)]
+    location = await stored_location(hub, "7001")
+    assert location["evses"][0]["connectors"][0]["tariff_ids"] == [tariff["id"]]
+    again = await hub.api("PUT", "/evsevo/locations/7001", json=with_tariff(startFee=1.0, perKWh=0.35))
+    assert again.json()["outcome"] == "unchanged"
+    assert len((await hub.api("GET", "/tariffs")).json()) == 1
+
+
+async def test_bad_prices_reject_the_record_or_are_left_out_when_lenient(hub: Hub) -> None:
+    rejected = await hub.api("PUT", "/evsevo/locations/7001", json=with_tariff(currency="EURO", perKWh=0.35))
+    assert rejected.status_code == 400
+    [problem] = rejected.json()["errors"]
+    assert problem["path"] == "$.evses[0].connectors[0].tariff.currency"
+    lenient = await hub.api(
+        "PUT", "/evsevo/locations/7001", params={"mode": "lenient"}, json=with_tariff(currency="EURO", perKWh=0.35)
+    )
+    assert lenient.status_code == 201, lenient.text
+    assert "tariff left out" in lenient.json()["warnings"][0]
+    assert (await hub.api("GET", "/tariffs")).json() == []
+    assert "tariff_ids" not in (await stored_location(hub, "7001"))["evses"][0]["connectors"][0]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar, get
 from sqlalchemy import select
@@ -21,10 +22,13 @@ from ocpi_hub.db import locations as locations_db
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.locations import LocationDocument, LocationRow
 from ocpi_hub.db.sync_sources import SyncSource
+from ocpi_hub.db.tariffs import Origin, TariffRow
 from ocpi_hub.evsevo.convert import decode_location_record, location_to_ocpi
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi import tariffs as ocpi_tariffs
 from ocpi_hub.settings import Party, Settings, SettingsError, load_settings
 from ocpi_hub.stores import locations as store
+from ocpi_hub.stores import tariffs as tariffs_store
 from ocpi_hub.sync.run import SyncReport, sync
 from tests.conftest import HubFactory
 from tests.servers import serve
@@ -448,3 +452,48 @@ async def check_the_schedule(source: Path, hub_factory: HubFactory, caplog: pyte
     await eventually(location_status("AVAILABLE"))
     write_json(source, [record(5, status="Unavailable")])
     await eventually(location_status("INOPERATIVE"))
+
+
+def priced(uid: int, **prices: Any) -> dict[str, Any]:
+    """A location record whose connectors carry these prices (TariffVO)."""
+    found = record(uid)
+    for e in found["evses"]:
+        for c in e["connectors"]:
+            c["tariff"] = {"currency": "EUR", **prices}
+    return found
+
+
+async def tariff_ids(sessions: Sessions) -> list[str]:
+    async with sessions() as session:
+        return list((await session.execute(select(TariffRow.id).order_by(TariffRow.seq))).scalars())
+
+
+async def test_the_sync_keeps_the_tariffs_its_connectors_name_and_deletes_the_rest(
+    tmp_path: Path, run: Callable[..., Awaitable[SyncReport]], sessions: Sessions
+) -> None:
+    source = tmp_path / "export.json"
+    await run(write_json(source, [priced(1, perKWh=0.30), priced(2, perKWh=0.30)]))
+    [shared] = await tariff_ids(sessions)  # the same prices: one Tariff
+    async with sessions() as session:  # one the operator put: the sync never deletes it
+        operator = msgspec.convert(
+            {
+                "country_code": "NL",
+                "party_id": "OHB",
+                "id": "OPERATOR-1",
+                "currency": "EUR",
+                "elements": [{"price_components": [{"type": "FLAT", "price": 0, "step_size": 1}]}],
+                "last_updated": "2025-01-01T00:00:00Z",
+            },
+            ocpi_tariffs.Tariff,
+        )
+        await tariffs_store.put_tariff(session, operator, now=datetime(2025, 1, 1, tzinfo=UTC), origin=Origin.API)
+        await session.commit()
+
+    report = await run(write_json(source, [priced(1, perKWh=0.30), priced(2, perKWh=0.40)]))
+    assert report.updated == 1
+    assert len(await tariff_ids(sessions)) == 3  # both prices are named
+    await run(write_json(source, [priced(1, perKWh=0.40), priced(2, perKWh=0.40)]))
+    [left_operator, left_sync] = await tariff_ids(sessions)
+    assert left_operator == "OPERATOR-1"
+    assert left_sync != shared  # 0.30 is no longer named by any connector: deleted by the sync
+    assert (await stored(sessions, "1")) is not None
