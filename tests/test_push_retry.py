@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub.client import OcpiClient
+from ocpi_hub.push.worker import PushWorker
 from tests.conftest import Hub, HubFactory, MovableClock
 from tests.fake_emsp import Failure, FakeEmsp
 from tests.test_push_delivery import (
     LOCATIONS,
+    LONGEST_WAIT,
     connect,
     deliveries,
     drained,
@@ -183,3 +187,22 @@ async def test_a_delivery_older_than_the_maximum_age_is_given_up(
     hub.clock.advance(3601)  # the retry is due, and the delivery older than push_max_age
     [letter] = await listed(hub, partner_id, "dead", bool)
     assert letter["attempts"] == 2
+
+
+async def test_the_worker_runs_one_step_at_a_time_on_the_clock_it_is_given(
+    hub_factory: HubFactory, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """No sleeps and no edited rows: the test owns the worker's clock and its steps."""
+    hub = await hub_factory(push_worker=False)  # queues, never sends
+    await connect(hub, emsp)
+    await put_location(hub, "LOC1")
+    clock = MovableClock()
+    async with httpx.AsyncClient(timeout=2) as http:
+        worker = PushWorker(sessions, OcpiClient(http), hub.settings, clock=clock)
+        emsp.failures = [Failure(http_status=503)]
+        assert await worker.step() == 1  # tried, failed: waits for its retry
+        assert await worker.step() == 0  # not due yet on this clock
+        clock.advance(LONGEST_WAIT)
+        assert await worker.step() == 1
+        assert await worker.step() == 0  # nothing left
+    assert [r.method for r in pushes(emsp)] == ["PUT", "PUT"]

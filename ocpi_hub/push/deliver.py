@@ -26,6 +26,7 @@ from ocpi_hub.ocpi.common import Role, to_utc
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
 
 _decode = msgspec.json.Decoder().decode
+_MODULES = frozenset(ModuleID)
 Call = Callable[..., Awaitable[Any]]
 
 
@@ -45,7 +46,7 @@ class Receiver:
         endpoints = {
             ModuleID(e.identifier): e.url
             for e in partner.endpoints
-            if e.role == InterfaceRole.RECEIVER and e.identifier in ModuleID.__members__.values()
+            if e.role == InterfaceRole.RECEIVER and e.identifier in _MODULES
         }
         if not endpoints or partner.token is None or partner.version is None:
             return None

@@ -135,7 +135,8 @@ class PushWorker:
             eligible = [p.id for p in await partners.registered(session) if Receiver.of(p) is not None]
         tried = 0
         for partner_id in eligible:
-            tried += (await self._round(partner_id, None))[0]
+            with contextlib.suppress(_GoneError):
+                tried += (await self._round(partner_id, None))[0]
         return tried
 
     async def _serve(self, partner_id: int, event: asyncio.Event) -> None:

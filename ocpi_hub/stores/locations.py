@@ -82,8 +82,8 @@ async def save_location(
     """
     stored = await db.load(session, location.id, for_update=True)
     if stored is None:
+        await _check_tariffs(session, location)
         created = _stamp_new(location, to_utc(now))
-        await _check_tariffs(session, created)
         await db.insert_location(session, created, _bodies(created))
         await tariffs_db.set_connector_tariffs(session, created.id, _tariff_uses(created))
         return Saved(created, (_change(created, ChangeKind.LOCATION_CREATED),), created=True)
@@ -92,9 +92,9 @@ async def save_location(
         raise errors.Conflict(
             f"location {old.id} belongs to {old.country_code}/{old.party_id}: a location id belongs to one party"
         )
+    await _check_tariffs(session, location)
     merged, changes = _merge(old, location, now=to_utc(now), keep_status=keep_status)
     if changes:
-        await _check_tariffs(session, merged)
         await db.update_location(session, stored, merged, _bodies(merged))
         if _tariff_uses(merged) != _tariff_uses(old):
             await tariffs_db.set_connector_tariffs(session, merged.id, _tariff_uses(merged))
@@ -134,6 +134,7 @@ def _tariff_uses(location: ocpi.Location) -> list[tuple[str, str, str]]:
 
 
 async def _check_tariffs(session: AsyncSession, location: ocpi.Location) -> None:
+    """What the source names must exist (what a REMOVED EVSE named before is not asked again)."""
     uses = _tariff_uses(location)
     party = (location.country_code, location.party_id)
     known = await tariffs_db.keys_of_party(session, party, [t for _, _, t in uses])
