@@ -56,11 +56,14 @@ from ocpi_hub.db import partners
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.locations import LocationRow
 from ocpi_hub.db.migrate import upgrade
+from ocpi_hub.db.tariffs import Origin
 from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.ocpi import tariffs as ocpi_tariffs
 from ocpi_hub.ocpi.common import BusinessDetails
 from ocpi_hub.push import outbox
 from ocpi_hub.settings import Party, Settings
 from ocpi_hub.stores import locations as store
+from ocpi_hub.stores import tariffs
 
 TOKEN = "bench-emsp-token"
 PAGE = 50
@@ -154,12 +157,27 @@ async def prepare(database_url: str, count: int) -> None:
         if present == 0:
             start = time.monotonic()
             base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=count)
+            for tariff in (bench_tariff("AC-STANDARD", base), bench_tariff("DC-STANDARD", base)):
+                put = partial(tariffs.put_tariff, session, tariff, now=base, origin=Origin.API)
+                await outbox.committed(session, put, now=base)  # the Connectors name them
             for n in range(1, count + 1):
                 moment = base + timedelta(seconds=n)
                 location = bench_location(n, base)
                 await outbox.committed(session, partial(store.save_location, session, location, now=moment), now=moment)
             print(f"loaded {count} locations in {time.monotonic() - start:.0f} s")
     await engine.dispose()
+
+
+def bench_tariff(tariff_id: str, now: datetime) -> ocpi_tariffs.Tariff:
+    energy = ocpi_tariffs.PriceComponent(type=ocpi_tariffs.TariffDimensionType.ENERGY, price=0.39, step_size=1)
+    return ocpi_tariffs.Tariff(
+        country_code=PARTY.country_code,
+        party_id=PARTY.party_id,
+        id=tariff_id,
+        currency="EUR",
+        elements=[ocpi_tariffs.TariffElement(price_components=[energy])],
+        last_updated=now,
+    )
 
 
 # --- Servers -----------------------------------------------------------------------------------------------------
