@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import errors
 from ocpi_hub.client import OcpiClient, PartnerCallError
-from ocpi_hub.credentials_token import hash_token, issue_token
+from ocpi_hub.credentials_token import hash_token, issue_token, same_hash
 from ocpi_hub.db import partners
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
 from ocpi_hub.ocpi.common import BusinessDetails, Role, StatusCode
@@ -152,16 +152,24 @@ async def accept(
     partner_id: int,
     credentials: Credentials,
     *,
+    presented_token: str,
     version: str,
     now: datetime,
 ) -> Credentials:
-    """Handle a credentials POST (registration) or PUT (update): fetch their endpoints with their token, with no
-    transaction open, then replace our token for them in one short transaction. The old token keeps working until
-    this commits; a partner whose token changed meanwhile (a DELETE, another PUT) is refused and nothing changes."""
+    """Handle a credentials POST (registration) or PUT (update) of the partner `partner_id`, authenticated with
+    `presented_token`: fetch their endpoints with their token, with no transaction open, then replace our token for
+    them in one short transaction. The old token keeps working until this commits; if the partner's state or token
+    changed meanwhile (a DELETE, a suspension, another POST or PUT), nothing changes."""
     roles = _roles(credentials, step="read credentials", status_code=StatusCode.INVALID_PARAMETERS)
     async with sessions() as session:
         before = await partners.by_id(session, partner_id)
-    assert before is not None  # authenticated a moment ago: partners are never deleted by a request of theirs
+    # Checked again here: the caller was authenticated a moment ago, from a read that may be older than this one.
+    if (
+        before is None
+        or before.state not in (PartnerState.PENDING, PartnerState.REGISTERED)
+        or not same_hash(hash_token(presented_token), before.token_hash or "")
+    ):
+        raise _changed(before)
     # The URL in the body is a parameter of the request (2001); URLs in their version details are their API (3001).
     await _check(credentials.url, settings.allow_private_partner_urls, status_code=StatusCode.INVALID_PARAMETERS)
     discovery = await discover(
@@ -176,8 +184,7 @@ async def accept(
     async with sessions() as session:
         partner = await partners.by_id(session, partner_id, for_update=True)
         if partner is None or (partner.state, partner.token_hash) != (before.state, before.token_hash):
-            now_state = partner.state if partner is not None else PartnerState.UNREGISTERED
-            raise errors.Conflict(f"you were {now_state} while we called you back: nothing was changed")
+            raise _changed(partner)
         receiving = _receiving(partner)
         _apply(partner, discovery)
         partner.roles = roles
@@ -189,6 +196,13 @@ async def accept(
             await outbox.queue_everything(session, partner, now=now)
         await session.commit()
     return our_credentials(settings, token_c)
+
+
+def _changed(partner: Partner | None) -> errors.Conflict:
+    state = partner.state if partner is not None else "removed"
+    return errors.Conflict(
+        f"your registration changed while we called you back (it is now {state}): nothing was changed"
+    )
 
 
 async def unregister(sessions: async_sessionmaker[AsyncSession], partner_id: int, *, now: datetime) -> None:

@@ -7,15 +7,22 @@ import asyncio
 from collections.abc import Awaitable, Coroutine, Iterator
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
-from httpx import Response
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub import errors, registration
+from ocpi_hub.client import OcpiClient
 from ocpi_hub.db import partners
+from ocpi_hub.db.partners import PartnerState
+from ocpi_hub.ocpi.common import utc_now
+from ocpi_hub.ocpi.credentials import Credentials, CredentialsRole
+from ocpi_hub.settings import Settings
 from tests.conftest import Hub, HubFactory
-from tests.fake_emsp import Failure, FakeEmsp
+from tests.fake_emsp import ROLE, Failure, FakeEmsp
 from tests.test_registration_by_partner import TOKEN_A, give_token_a, their_credentials
 
 
@@ -89,7 +96,9 @@ async def test_our_handshake_calls_the_partner_outside_transactions(
     assert seen(emsp) == [("GET", "/versions", 0), ("GET", "/2.2.1", 0), last_call]
 
 
-async def held(emsp: FakeEmsp, request: Coroutine[Any, Any, Response]) -> tuple[Awaitable[Response], asyncio.Event]:
+async def held(
+    emsp: FakeEmsp, request: Coroutine[Any, Any, httpx.Response]
+) -> tuple[Awaitable[httpx.Response], asyncio.Event]:
     """Start `request`; once its first call reached the fake, return its answer and the event that lets that call
     go on."""
     reached, release = asyncio.Event(), asyncio.Event()
@@ -115,7 +124,7 @@ async def test_put_that_meets_a_concurrent_delete_changes_nothing(
     response = await answer
 
     assert response.status_code == 409
-    assert "unregistered while we called you" in response.json()["status_message"]
+    assert "while we called you back (it is now unregistered)" in response.json()["status_message"]
     async with sessions() as session:
         [partner] = await partners.all_partners(session)
     assert (partner.state, partner.token, partner.token_hash) == ("unregistered", None, None)
@@ -133,8 +142,44 @@ async def test_second_post_with_the_same_token_a_issues_no_second_token(
     response = await answer
 
     assert response.status_code == 409
-    assert "registered while we called you" in response.json()["status_message"]
+    assert "while we called you back (it is now registered)" in response.json()["status_message"]
     assert (await quiet_hub.ocpi("GET", "/ocpi/versions", token_c)).status_code == 200
     async with sessions() as session:
         [partner] = await partners.all_partners(session)
     assert partner.token == "token-b-of-emsp"  # the second POST's
+
+
+@pytest.mark.parametrize(
+    ("presented", "state", "now"),
+    [
+        ("token-a", PartnerState.SUSPENDED, "suspended"),  # suspended since the guard read it
+        ("token-c", PartnerState.REGISTERED, "registered"),  # token replaced since the guard read it
+    ],
+)
+async def test_accept_refuses_a_caller_that_changed_since_it_was_authenticated(
+    sessions: async_sessionmaker[AsyncSession], presented: str, state: PartnerState, now: str
+) -> None:
+    async with sessions() as session:
+        partner = await registration.add_pending(session, "token-a", registered=True, now=utc_now())
+        partner.state = state
+        await session.commit()
+
+    def nobody(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"{request.url} was called")
+
+    credentials = Credentials(
+        token="b", url="http://127.0.0.1:9/versions", roles=[msgspec.convert(ROLE, CredentialsRole)]
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(nobody)) as http:
+        with pytest.raises(errors.Conflict) as refused:
+            await registration.accept(
+                sessions,
+                OcpiClient(http),
+                Settings(),
+                partner.id,
+                credentials,
+                presented_token=presented,
+                version="2.2.1",
+                now=utc_now(),
+            )
+    assert f"(it is now {now}): nothing was changed" in refused.value.message

@@ -46,7 +46,14 @@ class CredentialsController(Controller):
             raise errors.NotAllowed("already registered: use PUT to update or DELETE to unregister")
         credentials = await decode_body(request, Credentials)
         ours = await registration.accept(
-            sessions, client, settings, who.partner.id, credentials, version=version, now=now()
+            sessions,
+            client,
+            settings,
+            who.partner.id,
+            credentials,
+            presented_token=who.token,
+            version=version,
+            now=now(),
         )
         return envelope(ours, now=now)
 
@@ -63,7 +70,14 @@ class CredentialsController(Controller):
         who = _registered(request)
         credentials = await decode_body(request, Credentials)
         ours = await registration.accept(
-            sessions, client, settings, who.partner.id, credentials, version=version, now=now()
+            sessions,
+            client,
+            settings,
+            who.partner.id,
+            credentials,
+            presented_token=who.token,
+            version=version,
+            now=now(),
         )
         return envelope(ours, now=now)
 
