@@ -170,7 +170,14 @@ async def prepare(database_url: str, locations: int, receivers: list[str]) -> No
                     send_base64=True,
                     versions_url=f"{url}/versions",
                     version="2.2.1",
-                    roles=[{"role": "EMSP", "country_code": "DE", "party_id": f"EM{i}", "business_details": {}}],
+                    roles=[
+                        {
+                            "role": "EMSP",
+                            "country_code": "DE",
+                            "party_id": f"EM{i}",
+                            "business_details": {"name": "Bench eMSP"},
+                        }
+                    ],
                     endpoints=[{"identifier": "locations", "role": "RECEIVER", "url": f"{url}/2.2.1/locations"}],
                     created_at=now,
                     updated_at=now,
