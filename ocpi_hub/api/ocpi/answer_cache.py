@@ -22,6 +22,7 @@ from litestar.types import Receive, Scope, Send
 
 from ocpi_hub.api.ocpi.transport import enveloped
 from ocpi_hub.db.freshness import Freshness
+from ocpi_hub.db.partners import Partner
 from ocpi_hub.ocpi.common import json_encoder
 
 K = TypeVar("K")
@@ -92,7 +93,8 @@ class AnswerCache:
     def __init__(self, freshness: Freshness) -> None:
         self.freshness = freshness
         self.answers: ReadCache[tuple[object, ...], Answer] = ReadCache(max_entries=64)  # a page is ~160 kB
-        self.callers: ReadCache[tuple[str, ...], object] = ReadCache(max_entries=1024)
+        # Authorization header → (partner, the token as presented), for ocpi_hub.api.ocpi.authentication.
+        self.callers: ReadCache[str | None, tuple[Partner, str]] = ReadCache(max_entries=1024)
 
     async def version(self) -> int | None:
         return await self.freshness.version()

@@ -95,15 +95,17 @@ def guard(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache) -> Gua
 
     async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         access: Access = handler.opt.get("access", Access.FUNCTIONAL)
-        candidates = presented_tokens(connection.headers.get("authorization"))
+        authorization = connection.headers.get("authorization")
         seen = await cache.version()
-        key = tuple(candidates)
-        found: Any = cache.callers.get(key, seen) if candidates else None
-        if found is None and candidates:
-            async with sessions() as session:
-                found = await _find(session, candidates)
-            if found is not None:
-                cache.callers.put(key, found, seen=seen)
+        # Kept under the header as sent: a crawl's every page is one look-up, without decoding the token again.
+        found = cache.callers.get(authorization, seen) if authorization else None
+        if found is None:
+            candidates = presented_tokens(authorization)
+            if candidates:
+                async with sessions() as session:
+                    found = await _find(session, candidates)
+                if found is not None:
+                    cache.callers.put(authorization, found, seen=seen)
         if found is None or not access.allows(found[0]):
             raise errors.Unauthorized("missing or unknown credentials token")
         connection.scope["state"][_STATE_KEY] = Caller(found[0], found[1], seen)
