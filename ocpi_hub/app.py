@@ -99,6 +99,7 @@ def create_app(
     cache = AnswerCache(freshness)
     http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
     context = sender.SenderContext(settings, clock, sessions, cache)
+    authenticate = authentication.authenticator(sessions, cache)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -130,14 +131,12 @@ def create_app(
             path=f"/ocpi/{version}",
             route_handlers=[version_details, *module_routes(version)],
             dependencies={"version": _constant(version)},
-            guards=[authentication.guard(sessions, cache)],
+            before_request=authenticate,
             include_in_schema=False,  # the OpenAPI document describes the internal API; OCPI has its own spec
         )
         for version in SUPPORTED
     ]
-    versions_router = Router(
-        path="/", route_handlers=[versions], guards=[authentication.guard(sessions, cache)], include_in_schema=False
-    )
+    versions_router = Router(path="/", route_handlers=[versions], before_request=authenticate, include_in_schema=False)
     internal = Router(path="/api/v0", route_handlers=INTERNAL_CONTROLLERS, guards=[internal_api_guard])
 
     return Litestar(

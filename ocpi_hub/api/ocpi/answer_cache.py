@@ -94,7 +94,7 @@ class AnswerCache:
         self.freshness = freshness
         self.answers: ReadCache[tuple[object, ...], Answer] = ReadCache(max_entries=64)  # a page is ~160 kB
         # Authorization header → (partner, the token as presented), for ocpi_hub.api.ocpi.authentication.
-        self.callers: ReadCache[str | None, tuple[Partner, str]] = ReadCache(max_entries=1024)
+        self.callers: ReadCache[bytes, tuple[Partner, str]] = ReadCache(max_entries=1024)
 
     async def version(self) -> int | None:
         return await self.freshness.version()

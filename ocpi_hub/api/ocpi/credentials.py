@@ -1,6 +1,6 @@
 """Credentials module, our side (OCPI 2.2.1 §7.2): GET, POST (register), PUT (update), DELETE (unregister).
 
-The authentication guard has already found the caller (token A, or the token of a registered partner). No database
+Authentication has already found the caller (token A, or the token of a registered partner). No database
 transaction is open while registration.accept calls the partner back (docs/ocpi.md §7)."""
 
 from __future__ import annotations

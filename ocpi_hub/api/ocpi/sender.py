@@ -1,5 +1,5 @@
 """The Sender interface of every module whose objects we own (OCPI 2.2.1 §8.2.1 Locations, §11.2.1 Tariffs): the
-paginated list and the object GETs, for registered partners only (the authentication guard runs first).
+paginated list and the object GETs, for registered partners only (authentication runs first).
 
 A module is described by a `SenderModule`: how its table reads a page and one object. Everything else is the same
 for every module and lives here: pagination (api/ocpi/paging.py), narrowing by the OCPI-to headers (the list, its
