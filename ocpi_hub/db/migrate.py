@@ -6,7 +6,6 @@ from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def alembic_config() -> Config:
@@ -20,15 +19,3 @@ def upgrade(database_url: str) -> None:
     config = alembic_config()
     config.attributes["url"] = database_url
     command.upgrade(config, "head")
-
-
-async def upgrade_engine(engine: AsyncEngine) -> None:
-    """The same, on an engine an event loop already runs."""
-    config = alembic_config()
-
-    def run(connection: object) -> None:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
