@@ -44,18 +44,7 @@ class CredentialsController(Controller):
         who = caller(request)
         if who.registered:
             raise errors.NotAllowed("already registered: use PUT to update or DELETE to unregister")
-        credentials = await decode_body(request, Credentials)
-        ours = await registration.accept(
-            sessions,
-            client,
-            settings,
-            who.partner.id,
-            credentials,
-            presented_token=who.token,
-            version=version,
-            now=now(),
-        )
-        return envelope(ours, now=now)
+        return await _accept(request, who, sessions, settings, client, now, version)
 
     @put("/", opt=_OPT)
     async def update(
@@ -68,18 +57,7 @@ class CredentialsController(Controller):
         version: deps.Version,
     ) -> object:
         who = _registered(request)
-        credentials = await decode_body(request, Credentials)
-        ours = await registration.accept(
-            sessions,
-            client,
-            settings,
-            who.partner.id,
-            credentials,
-            presented_token=who.token,
-            version=version,
-            now=now(),
-        )
-        return envelope(ours, now=now)
+        return await _accept(request, who, sessions, settings, client, now, version)
 
     @delete("/", status_code=200, opt=_OPT)
     async def unregister(self, request: AnyRequest, sessions: deps.Sessions, now: deps.Clock) -> object:
@@ -88,3 +66,20 @@ class CredentialsController(Controller):
             raise errors.NotAllowed("not registered: nothing to delete")
         await registration.unregister(sessions, who.partner.id, now=now())
         return envelope(None, now=now)
+
+
+async def _accept(
+    request: AnyRequest,
+    who: Caller,
+    sessions: deps.Sessions,
+    settings: deps.Config,
+    client: deps.Client,
+    now: deps.Clock,
+    version: deps.Version,
+) -> object:
+    """POST and PUT alike: their credentials read, their endpoints fetched, a new token for them."""
+    credentials = await decode_body(request, Credentials)
+    ours = await registration.accept(
+        sessions, client, settings, who.partner.id, credentials, presented_token=who.token, version=version, now=now()
+    )
+    return envelope(ours, now=now)
