@@ -5,6 +5,8 @@ Locations that name them."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub.client import OcpiClient
 from ocpi_hub.db.tariffs import TariffRow
-from tests.conftest import Hub, HubFactory
+from ocpi_hub.push.worker import PushWorker
+from ocpi_hub.settings import Settings
+from tests.conftest import Hub, HubFactory, MovableClock
 from tests.fake_emsp import Failure, FakeEmsp
 from tests.test_ocpi_locations_sender import EMSP_TOKEN, TWO_PARTIES, add_emsp
-from tests.test_push_delivery import connect, connector, drained, eventually, failed, make_due, seed_location
+from tests.test_push_delivery import LONGEST_WAIT, connect, connector, drained, seed_location
 
 EXAMPLES = Path(__file__).parent / "data" / "ocpi-examples" / "2.2.1"
 # The official tariff examples, but the one NOTICE.md lists as defective (it lacks last_updated).
@@ -215,26 +220,41 @@ async def test_create_change_and_delete_are_pushed(hub: Hub, tariff_emsp: FakeEm
     assert tariff_pushes(emsp)[-1] == ("DELETE", url)
 
 
+@asynccontextmanager
+async def stepped(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> AsyncIterator[tuple[PushWorker, MovableClock]]:
+    """A push worker the test runs one step at a time, on a clock it moves (the hub's own worker is off)."""
+    clock = MovableClock()
+    async with httpx.AsyncClient(timeout=2) as http:
+        yield PushWorker(sessions, OcpiClient(http), settings, clock=clock), clock
+
+
+def sent(emsp: FakeEmsp) -> list[str]:
+    return [r.path.removeprefix("/2.2.1/") for r in emsp.requests if r.method == "PUT"]
+
+
+# An OCPI server error in an HTTP 200: a failure of this object, not of the partner, so the worker goes on with
+# the partner's other objects; only the ordering rule holds the Location back.
+OBJECT_FAILURE = Failure(status_code=3000)
+
+
 async def test_a_connector_naming_a_tariff_reaches_the_partner_after_that_tariff(
-    hub: Hub, tariff_emsp: FakeEmsp
+    hub_factory: HubFactory, tariff_emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    emsp = tariff_emsp
-    partner_id = await connect(hub, emsp)
-    emsp.failures = [Failure(http_status=503)]  # the Tariff's first PUT fails and waits for its retry
+    hub = await hub_factory(push_worker=False)
+    await connect(hub, tariff_emsp)
     await put_tariff(hub, tariff())
-    await failed(hub, partner_id, 1)
     naming = seed_location({"uid": "E1", "connectors": [connector(tariff_ids=["T1"])]})
     assert (await hub.api("POST", "/location/LOC1", json=naming)).status_code == 201
-    await eventually(lambda: True, 0.2)
-    assert [r.path for r in emsp.requests if "/locations/" in r.path] == []  # held back behind the Tariff
-    make_due(hub)
-    await drained(hub, partner_id)
-    order = [(r.method, r.path) for r in emsp.requests if "/tariffs/" in r.path or "/locations/" in r.path]
-    assert order == [
-        ("PUT", "/2.2.1/tariffs/NL/OHB/T1"),  # the failed attempt
-        ("PUT", "/2.2.1/tariffs/NL/OHB/T1"),
-        ("PUT", "/2.2.1/locations/NL/OHB/LOC1"),
-    ]
+    async with stepped(sessions, hub.settings) as (worker, clock):
+        tariff_emsp.failures = [OBJECT_FAILURE]
+        assert await worker.step() == 1  # the Tariff failed; the Location, due too, waits behind it
+        assert await worker.step() == 0
+        clock.advance(LONGEST_WAIT)
+        await worker.step()
+        await worker.step()
+    assert sent(tariff_emsp) == ["tariffs/NL/OHB/T1", "tariffs/NL/OHB/T1", "locations/NL/OHB/LOC1"]
 
 
 async def test_a_tariff_is_deleted_at_the_partner_after_the_connectors_stop_naming_it(
@@ -258,19 +278,28 @@ async def test_a_tariff_is_deleted_at_the_partner_after_the_connectors_stop_nami
     ]
 
 
-async def test_a_new_partner_gets_every_tariff_before_any_location(hub: Hub, tariff_emsp: FakeEmsp) -> None:
+async def test_a_new_partner_gets_every_tariff_before_any_location(
+    hub_factory: HubFactory, tariff_emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    hub = await hub_factory(push_worker=False)
     await put_tariff(hub, tariff("T1"))
     await hub.api(
         "POST", "/location/LOC1", json=seed_location({"uid": "E1", "connectors": [connector(tariff_ids=["T1"])]})
     )
     await put_tariff(hub, tariff("T2"))  # created after the Location, still sent before it
-    partner_id = await connect(hub, tariff_emsp)
-    await drained(hub, partner_id)
-    order = [(r.method, r.path) for r in tariff_emsp.requests if r.method == "PUT"]
-    assert order == [
-        ("PUT", "/2.2.1/tariffs/NL/OHB/T1"),
-        ("PUT", "/2.2.1/tariffs/NL/OHB/T2"),
-        ("PUT", "/2.2.1/locations/NL/OHB/LOC1"),
+    await connect(hub, tariff_emsp)
+    async with stepped(sessions, hub.settings) as (worker, clock):
+        tariff_emsp.failures = [OBJECT_FAILURE]  # T1's first PUT
+        assert await worker.step() == 2  # T1 (failed) and T2; the Location waits for T1
+        assert await worker.step() == 0
+        clock.advance(LONGEST_WAIT)
+        await worker.step()
+        await worker.step()
+    assert sent(tariff_emsp) == [
+        "tariffs/NL/OHB/T1",
+        "tariffs/NL/OHB/T2",
+        "tariffs/NL/OHB/T1",
+        "locations/NL/OHB/LOC1",
     ]
 
 
