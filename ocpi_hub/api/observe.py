@@ -1,0 +1,59 @@
+"""What every HTTP request passes through first (docs/operations.md §1.2, §2.2): its X-Request-ID and
+X-Correlation-ID are chosen (the caller's, else fresh ones) and set for every log line written while it is served,
+and it is counted and timed by route template. A DEBUG line per request replaces uvicorn's access log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ocpi_hub import logs
+from ocpi_hub.api.ocpi.transport import new_request_id
+from ocpi_hub.metrics import Metrics
+
+log = logging.getLogger("ocpi_hub.requests")
+
+# Plain ASGI: the wrapper sits outside Litestar's typed scopes.
+Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405); templates start with /
+
+
+def observed(app: Any, metrics: Metrics) -> ASGIApp:
+    """`app` (Litestar's ASGI handler) wrapped so that every HTTP request is identified, logged and measured."""
+    inner: ASGIApp = app
+
+    async def observe(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await inner(scope, receive, send)
+            return
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        request_id = (headers.get(b"x-request-id") or new_request_id()).decode("latin-1")
+        correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1") or request_id
+        status = 500  # an answer never started is a failure of ours
+        started = time.perf_counter()
+
+        async def measured(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with logs.serving(request_id, correlation_id):
+            try:
+                await inner(scope, receive, measured)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = scope.get("path_template") or UNMATCHED
+                method = scope["method"]
+                metrics.requests.labels(method, route, str(status)).inc()
+                metrics.latency.labels(method, route).observe(elapsed)
+                log.debug("%s %s (%s) %s in %.1f ms", method, scope["path"], route, status, elapsed * 1000)
+
+    return observe
