@@ -31,17 +31,24 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def hub_process(database_url: str, log: Path) -> AsyncIterator[tuple[Hub, asyncio.subprocess.Process]]:
-    """`ocpi-hub serve` in a process of its own; killed (SIGKILL) on the way out if it still runs."""
+async def hub_process(
+    database_url: str, log: Path, **more: str
+) -> AsyncIterator[tuple[Hub, asyncio.subprocess.Process]]:
+    """`ocpi-hub serve` in a process of its own, with `more` settings (name: value); killed (SIGKILL) on the way out
+    if it still runs."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCPI_HUB_")} | {
-        "OCPI_HUB_DATABASE_URL": database_url,
-        "OCPI_HUB_PUBLIC_URL": url,
-        "OCPI_HUB_ALLOW_PRIVATE_PARTNER_URLS": "true",
-        "OCPI_HUB_HTTP_TIMEOUT": "2",
-        "OCPI_HUB_LOG_LEVEL": "WARNING",
-    }
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("OCPI_HUB_")}
+        | {
+            "OCPI_HUB_DATABASE_URL": database_url,
+            "OCPI_HUB_PUBLIC_URL": url,
+            "OCPI_HUB_ALLOW_PRIVATE_PARTNER_URLS": "true",
+            "OCPI_HUB_HTTP_TIMEOUT": "2",
+            "OCPI_HUB_LOG_LEVEL": "WARNING",
+        }
+        | {f"OCPI_HUB_{name.upper()}": value for name, value in more.items()}
+    )
     with log.open("ab") as output:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ocpi_hub.cli", "serve", "--port", str(port), env=env, stdout=output, stderr=output

@@ -13,10 +13,11 @@ inside the INSERT … ON CONFLICT and no struct's field order is part of what a 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -47,6 +48,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.changes import Method, ObjectKey
 from ocpi_hub.db.base import UPSERT_DIALECTS, Base, UtcDateTime, insert_on_conflict
+from ocpi_hub.db.text import storable
 from ocpi_hub.ocpi.versions import ModuleID
 
 
@@ -99,10 +101,12 @@ def decode_fields(stored: str) -> tuple[str, ...]:
 # Which deliveries wait for which (OCPI 2.2.1 §8.3 and docs/cpo-modules.md §3.6): a Connector may only name a
 # Tariff the eMSP has, so a Locations delivery waits for every Tariffs PUT queued before it; and a Tariff is
 # deleted only after the Locations that stopped naming it, so a Tariffs DELETE waits for every Locations delivery
-# queued before it. (module, method or None for any) waits for (module, method or None).
+# queued before it. A CDR arrives after its Session's last update (docs/cpo-modules.md §4.7), so a CDRs POST waits
+# for every Sessions delivery queued before it. (module, method or None for any) waits for (module, method or None).
 WAITS_FOR: tuple[tuple[ModuleID, Method | None, ModuleID, Method | None], ...] = (
     (ModuleID.LOCATIONS, None, ModuleID.TARIFFS, Method.PUT),
     (ModuleID.TARIFFS, Method.DELETE, ModuleID.LOCATIONS, None),
+    (ModuleID.CDRS, None, ModuleID.SESSIONS, None),
 )
 
 
@@ -259,6 +263,46 @@ def _due(row: Any) -> Due:
     )
 
 
+async def claim(session: AsyncSession, partner_id: int, *, now: datetime, limit: int, lease: timedelta) -> list[Due]:
+    """The partner's next due deliveries (`due`), taken for one worker until now + lease (not committed: the caller
+    commits before sending). Taking moves their next_attempt_at: to every other worker they, and by the rule of
+    `due` every later delivery of their objects, now wait, until `settle` records them or, should their worker
+    die, the lease runs out and they are due again (README "Running at scale").
+
+    On PostgreSQL the rows are locked FOR UPDATE SKIP LOCKED: a row another transaction holds (another worker
+    taking it, a change being merged into it) is skipped, and with it the rest of its object, so that no object's
+    deliveries are ever taken out of order. SQLite has one writer at a time and one worker per file."""
+    candidates = await due(session, partner_id, now=now, limit=limit)
+    if not candidates:
+        return []
+    wanted = select(_t.c.id).where(_t.c.id.in_([d.id for d in candidates]), _PENDING)
+    locked = list((await session.execute(wanted.with_for_update(skip_locked=True))).scalars())
+    # Taken only if still due when written: SQLite reads the candidates before its transaction begins (at the
+    # first write), so another process may have taken some in between.
+    taken = await session.execute(
+        update(_t)
+        .where(_t.c.id.in_(locked), _PENDING, _t.c.next_attempt_at <= now)
+        .values(next_attempt_at=now + lease)
+        .returning(_t.c.id, _t.c.revision)
+    )
+    # The revision as taken: the bodies are read after this, in this transaction, so a send covers this revision
+    # (a change merged in between the query and the write would otherwise be sent twice).
+    revisions: dict[int, int] = {row.id: row.revision for row in taken}
+    ours = set(revisions)
+    skipped: set[tuple[str, str]] = set()
+    claimed, given_back = [], []
+    for d in candidates:
+        if d.chain in skipped or d.id not in ours:
+            skipped.add(d.chain)  # the rest of an object waits behind a delivery someone else holds
+            if d.id in ours:
+                given_back.append(d.id)
+            continue
+        claimed.append(dataclasses.replace(d, revision=revisions[d.id]))
+    if given_back:
+        await session.execute(update(_t).where(_t.c.id.in_(given_back)).values(next_attempt_at=now))
+    return claimed
+
+
 async def waiting(session: AsyncSession, delivery_id: int, *, now: datetime) -> bool:
     """Whether the delivery is still pending and not yet due."""
     query = select(_t.c.id).where(_t.c.id == delivery_id, _PENDING, _t.c.next_attempt_at > now)
@@ -280,14 +324,24 @@ class Dead:
 
 
 async def settle(
-    session: AsyncSession, *, sent: Sequence[tuple[int, int]], retry: Sequence[Retry], dead: Sequence[Dead]
+    session: AsyncSession,
+    *,
+    sent: Sequence[tuple[int, int]],
+    retry: Sequence[Retry],
+    dead: Sequence[Dead],
+    appended: Sequence[tuple[int, tuple[str, ...]]] = (),
+    released: Sequence[int] = (),
+    now: datetime | None = None,
 ) -> None:
-    """Record what happened to sent deliveries; not committed.
+    """Record what happened to claimed deliveries; not committed.
 
     `sent` (id, revision): delivered, deleted unless a change was merged in while it was on its way (its revision
-    went up), in which case it is sent again. `dead`: given up, unless likewise changed meanwhile.
+    went up), in which case it is due again at `now`. `dead`: given up, unless likewise changed meanwhile.
+    `appended` (id, names): the list items (`name@i`) a sent PATCH carried; a row sent again loses them, since the
+    partner appends what it receives and must not get an item twice. `released`: claimed but not tried (the
+    partner failed first): due again at `now`.
     """
-    ids = [i for i, _ in sent] + [r.id for r in retry] + [d.id for d in dead]
+    ids = [i for i, _ in sent] + [r.id for r in retry] + [d.id for d in dead] + list(released)
     if not ids:
         return
     # On PostgreSQL a row that a change is being merged into is locked by the change's transaction: skip it rather
@@ -305,14 +359,23 @@ async def settle(
         await session.execute(
             update(_t)
             .where(_t.c.id == r.id)
-            .values(attempts=_t.c.attempts + 1, next_attempt_at=r.next_attempt_at, last_error=r.error[:1000])
+            .values(attempts=_t.c.attempts + 1, next_attempt_at=r.next_attempt_at, last_error=storable(r.error, 1000))
         )
     for d in dead:
         await session.execute(
             update(_t)
             .where(_t.c.id == d.id, _t.c.revision == d.revision)
-            .values(state=DeliveryState.DEAD, attempts=_t.c.attempts + 1, last_error=d.error[:1000])
+            .values(state=DeliveryState.DEAD, attempts=_t.c.attempts + 1, last_error=storable(d.error, 1000))
         )
+    due_again = [i for i, _ in sent] + [d.id for d in dead] + [i for i in released if i in free]
+    if due_again and now is not None:  # those still pending (changed meanwhile, or never tried): due at once
+        await session.execute(update(_t).where(_t.c.id.in_(due_again), _PENDING).values(next_attempt_at=now))
+    delivered = dict(a for a in appended if a[0] in free)
+    if delivered:
+        again = await session.execute(select(_t.c.id, _t.c.fields).where(_t.c.id.in_(delivered), _PENDING))
+        for row in again.all():
+            kept = [name for name in decode_fields(row.fields) if name not in delivered[row.id]]
+            await session.execute(update(_t).where(_t.c.id == row.id).values(fields=encode_fields(kept)))
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,16 @@ async def all_partners(session: AsyncSession) -> list[Partner]:
     return list(await session.scalars(select(Partner).order_by(Partner.id)))
 
 
+async def of_party(session: AsyncSession, country_code: str, party_id: str, *, states: tuple[str, ...]) -> int | None:
+    """The id of the first partner (by id) in one of `states` that has the party among its roles."""
+    key = (country_code.upper(), party_id.upper())
+    query = select(Partner.id, Partner.roles).where(Partner.state.in_(states)).order_by(Partner.id)
+    for partner_id, roles in await session.execute(query):
+        if any((r.country_code.upper(), r.party_id.upper()) == key for r in roles):
+            return int(partner_id)
+    return None
+
+
 async def registered(session: AsyncSession) -> list[Partner]:
     query = select(Partner).where(Partner.state == PartnerState.REGISTERED).order_by(Partner.id)
     return list(await session.scalars(query))

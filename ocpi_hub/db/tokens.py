@@ -70,7 +70,7 @@ async def get(session: AsyncSession, key: ocpi.TokenKey) -> ocpi.Token | None:
 
 
 async def put(session: AsyncSession, token: ocpi.Token) -> bool:
-    """Store the token, replacing the one with its key; True when it is new. Commits.
+    """Store the token, replacing the one with its key; True when it is new (not committed).
 
     Insert unless the key is taken, then replace: two first PUTs of a token at once both succeed, one creating it
     and the other replacing it (reading first and inserting when absent let both insert, and one fail on the
@@ -105,9 +105,13 @@ async def put(session: AsyncSession, token: ocpi.Token) -> bool:
     return created
 
 
-async def latest_by_uid(session: AsyncSession, uid: str) -> ocpi.Token | None:
-    """The token with this uid; of several (other owners or types), the most recently updated."""
-    query = select(Token).where(Token.uid == uid).order_by(Token.last_updated.desc(), Token.id.desc()).limit(1)
+async def latest_by_uid(session: AsyncSession, uid: str, type_: ocpi.TokenType | None = None) -> ocpi.Token | None:
+    """The token with this uid (and type, if given); of several (other owners or types), the most recently
+    updated."""
+    query = select(Token).where(Token.uid == uid)
+    if type_ is not None:
+        query = query.where(Token.type == type_)
+    query = query.order_by(Token.last_updated.desc(), Token.id.desc()).limit(1)
     row = (await session.scalars(query)).first()
     return _to_ocpi(row) if row else None
 

@@ -11,6 +11,8 @@ with several processes on one database, run it in one of them (`OCPI_HUB_PUSH_WO
   partner's task waits until the first failed delivery is due again, instead of trying every queued object.
 - Latency: woken by a commit that queued deliveries (outbox.WAKE); polls every second for work of other
   processes (`ocpi-hub sync`) and retries coming due.
+- Telling: a partner and module that start failing are one WARNING, their recovery one INFO, deliveries given up on
+  one WARNING per round; never a line per attempt (docs/operations.md §1.4). The state is kept in db.health.
 """
 
 from __future__ import annotations
@@ -18,25 +20,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub.changes import Method, Written
 from ocpi_hub.client import OcpiClient, PartnerCallError
-from ocpi_hub.db import deliveries, partners
+from ocpi_hub.db import deliveries, health, leases, partners
 from ocpi_hub.db.deliveries import Dead, Due, Retry
 from ocpi_hub.db.partners import PartnerState
+from ocpi_hub.metrics import Metrics
 from ocpi_hub.push import outbox, retry
 from ocpi_hub.push.deliver import Receiver, deliver
-from ocpi_hub.push.modules import BODIES
+from ocpi_hub.push.modules import ACCEPTED, BODIES, TARGETS
 from ocpi_hub.settings import Settings
+from ocpi_hub.stores import commands
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# SQLite: the lease of the one worker per database file, renewed every poll (README "Running at scale").
+EXCLUSIVE_LEASE = "push-worker"
+EXCLUSIVE_TTL = timedelta(seconds=5)
 LANES = 8  # requests in flight per partner
 BATCH = 500  # deliveries fetched (and settled) at once per partner
 
@@ -48,6 +56,7 @@ async def running(
     *,
     clock: Callable[[], datetime],
     transport: httpx.AsyncBaseTransport | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[PushWorker | None]:
     """The push worker running for the lifetime of the app (None when `OCPI_HUB_PUSH_WORKER` is false), woken by
     every commit of `sessions` that queued deliveries."""
@@ -59,7 +68,7 @@ async def running(
     async with httpx.AsyncClient(
         timeout=settings.http_timeout, transport=transport, follow_redirects=False, limits=limits
     ) as http:
-        worker = PushWorker(sessions, OcpiClient(http), settings, clock=clock)
+        worker = PushWorker(sessions, OcpiClient(http), settings, clock=clock, metrics=metrics)
         sessions.configure(info={outbox.WAKE: worker.wake})
         worker.start()
         try:
@@ -78,13 +87,21 @@ class PushWorker:
         clock: Callable[[], datetime],
         lanes: int = LANES,
         batch: int = BATCH,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
+        self.metrics = metrics
         self.client = client
         self.clock = clock
         self.lanes = lanes
         self.batch = batch
         self.policy = retry.policy(max_attempts=settings.push_max_attempts, max_age=settings.push_max_age)
+        self.lease = timedelta(seconds=settings.push_lease)
+        self.holder = leases.holder_name()
+        # SQLite: one worker per database file at a time (a lease); PostgreSQL: any number, claiming rows.
+        bind = sessions.kw.get("bind")
+        self.exclusive = bind is not None and bind.dialect.name == "sqlite"
+        self._holding = not self.exclusive
         self._wakeup = asyncio.Event()
         self._partners: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._main: asyncio.Task[None] | None = None
@@ -106,21 +123,46 @@ class PushWorker:
             task.cancel()
         # A delivery cut off here is sent again after the restart (at least once, never lost).
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.exclusive and self._holding:  # hand the lease over now rather than at its expiry
+            with contextlib.suppress(Exception):
+                async with self.sessions() as session:
+                    await leases.release(session, EXCLUSIVE_LEASE, self.holder)
+                    await session.commit()
 
     async def _run(self) -> None:
-        """Keep a task running for every partner that receives Locations."""
+        """Keep a task running for every partner we can call (on SQLite: while this process holds the worker's
+        lease); answer expired commands."""
         while True:
             self._wakeup.clear()
             try:
+                await self._expire_commands()
                 async with self.sessions() as session:
+                    if self.exclusive:
+                        self._holding = await leases.take(
+                            session, EXCLUSIVE_LEASE, self.holder, now=self.clock(), ttl=EXCLUSIVE_TTL
+                        )
+                        await session.commit()
                     eligible = [p.id for p in await partners.registered(session) if Receiver.of(p) is not None]
             except Exception:  # the database may be away for a while: keep trying, never die
                 log.exception("push worker: cannot read the partners")
                 eligible = []
+            if not self._holding:
+                eligible = []  # another process's worker delivers; its partner tasks end at their next round
             for partner_id in eligible:
                 if partner_id not in self._partners:
                     self._start_partner(partner_id)
             await _wait(self._wakeup, POLL_SECONDS)
+
+    async def _expire_commands(self) -> None:
+        """TIMEOUT for the commands past their expiry, queued like any result (docs/cpo-modules.md §6.5). Here,
+        because this loop runs every second in every hub process with a worker, and the expiry is in the table."""
+        async with self.sessions() as session:
+            now = self.clock()
+
+            async def expire() -> Written:
+                return Written(await commands.expire(session, now=now))
+
+            await outbox.committed(session, expire, now=now)
 
     def _start_partner(self, partner_id: int) -> None:
         event = asyncio.Event()
@@ -131,6 +173,7 @@ class PushWorker:
     async def step(self) -> int:
         """One round for every partner that receives anything, one after the other; returns how many deliveries
         were tried. For tests, which drive the worker with the clock they hand to create_app."""
+        await self._expire_commands()
         async with self.sessions() as session:
             eligible = [p.id for p in await partners.registered(session) if Receiver.of(p) is not None]
         tried = 0
@@ -143,7 +186,7 @@ class PushWorker:
         """Deliver to one partner until it no longer receives anything (the supervisor restarts it if it does
         again)."""
         head: int | None = None  # while the partner itself fails: the delivery whose retry the task waits for
-        while True:
+        while self._holding:  # on SQLite, while this process's worker holds the lease
             event.clear()  # before reading: a wake during the round makes the next wait return at once
             try:
                 tried, head = await self._round(partner_id, head)
@@ -167,50 +210,140 @@ class PushWorker:
             # The wait is read from the table, so that it is the one a restart (or an operator) sees.
             if head is not None and await deliveries.waiting(session, head, now=now):
                 return 0, head
-            batch = await deliveries.due(session, partner_id, now=now, limit=self.batch)
+            batch = await deliveries.claim(session, partner_id, now=now, limit=self.batch, lease=self.lease)
             bodies: dict[tuple[str, str], bytes] = {}
+            targets: dict[tuple[str, str], str] = {}
             for module in {d.module for d in batch}:
                 ids = [d.key.id for d in batch if d.module == module]
                 found = await BODIES[module](session, ids, receiver.version) if module in BODIES else {}
                 bodies |= {(module, key): body for key, body in found.items()}
+                urls = await TARGETS[module](session, ids) if module in TARGETS else {}
+                targets |= {(module, key.upper()): url for key, url in urls.items()}
+            await session.commit()  # the claim: other workers see it before anything is sent
         if not batch:
             return 0, None
-        return len(batch), await self._send(receiver, batch, bodies)
+        return len(batch), await self._send(partner_id, receiver, batch, bodies, targets)
 
-    async def _send(self, receiver: Receiver, batch: list[Due], bodies: dict[tuple[str, str], bytes]) -> int | None:
+    async def _send(
+        self,
+        partner_id: int,
+        receiver: Receiver,
+        batch: list[Due],
+        bodies: dict[tuple[str, str], bytes],
+        targets: dict[tuple[str, str], str],
+    ) -> int | None:
         """Send a batch, each object's deliveries in order in one lane; record the outcomes in one transaction.
         Returns, when the partner itself failed and nothing arrived, the delivery whose retry to wait for."""
         chains = deque(_by_object(batch))
         sent: list[tuple[int, int]] = []
+        appended: list[tuple[int, tuple[str, ...]]] = []
+        accepted: list[tuple[Due, str | None]] = []  # POSTs of modules that record the answer (CDRs)
         retries: list[Retry] = []
         dead: list[Dead] = []
+        tried: set[int] = set()
         partner_down = False
+        tally = _Tally()
 
         async def lane() -> None:
             nonlocal partner_down
             while chains and not partner_down:
                 for due in chains.popleft():
+                    tried.add(due.id)
                     try:
-                        await deliver(self.client, receiver, due, bodies.get(due.chain))
+                        location = await deliver(
+                            self.client, receiver, due, bodies.get(due.chain), targets.get(due.chain)
+                        )
                     except PartnerCallError as exc:
                         now = self.clock()
+                        tally.failed(due.module, exc)
                         attempts = due.attempts + 1
                         when = retry.next_attempt_at(
                             self.policy, exc, attempts=attempts, first_enqueued_at=due.first_enqueued_at, now=now
                         )
                         if when is None:
                             dead.append(Dead(due.id, due.revision, str(exc)))
+                            tally.dead[due.module] += 1
                             continue  # given up: the object's next deliveries go on
                         retries.append(Retry(due.id, when, str(exc)))
                         partner_down = partner_down or _partner_failing(exc)
                         break  # the rest of this object waits for this one's retry
                     sent.append((due.id, due.revision))
+                    if items := tuple(name for name in due.fields if "@" in name):
+                        appended.append((due.id, items))
+                    if due.method is Method.POST and due.module in ACCEPTED:
+                        accepted.append((due, location))
+                    tally.sent[due.module] += 1
 
         await asyncio.gather(*(lane() for _ in range(min(self.lanes, len(chains)))))
         async with self.sessions() as session:
-            await deliveries.settle(session, sent=sent, retry=retries, dead=dead)
+            released = [d.id for d in batch if d.id not in tried]
+            await deliveries.settle(
+                session, sent=sent, retry=retries, dead=dead, appended=appended, released=released, now=self.clock()
+            )
+            for due, location in accepted:
+                await ACCEPTED[due.module](session, due.key.id, at=self.clock(), location_url=location)
+            changed = await health.record(session, partner_id, tally.outcomes(), now=self.clock())
             await session.commit()
+        self._tell(partner_id, receiver, tally, changed)
         return min(r.id for r in retries) if partner_down and not sent else None
+
+    def _tell(self, partner_id: int, receiver: Receiver, tally: _Tally, changed: dict[str, bool]) -> None:
+        """The round in the log (state changes and dead letters only) and in the metrics."""
+        who = f"partner {partner_id}" + (f" ({'/'.join(receiver.party)})" if receiver.party else "")
+        for module, failing in changed.items():
+            if failing:
+                log.warning("pushes to %s failing (%s): %s", who, module, tally.last_error[module])
+            else:
+                log.info("pushes to %s recovered (%s)", who, module)
+        for module, count in tally.dead.items():
+            log.warning(
+                "gave up on %d %s deliver%s to %s: %s",
+                count,
+                module,
+                "y" if count == 1 else "ies",
+                who,
+                tally.last_error[module],
+            )
+        if self.metrics is not None:
+            for module, count in tally.sent.items():
+                self.metrics.sent.labels(str(partner_id), module).inc(count)
+            for module, count in tally.retried.items():
+                self.metrics.failed.labels(str(partner_id), module).inc(count)
+            for module, count in tally.dead.items():
+                self.metrics.dead.labels(str(partner_id), module).inc(count)
+
+
+class _Tally:
+    """What a round did, per module."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()  # failed attempts, dead ones included (the `failed` metric)
+        self.dead: Counter[str] = Counter()
+        self.errors: dict[str, PartnerCallError] = {}
+        self.last_error: dict[str, str] = {}
+
+    def failed(self, module: str, error: PartnerCallError) -> None:
+        self.retried[module] += 1
+        self.errors[module] = error
+        self.last_error[module] = str(error)
+
+    def outcomes(self) -> list[health.Outcome]:
+        return [
+            health.Outcome(
+                module,
+                self.sent[module],
+                None
+                if module not in self.errors
+                else health.Failure(
+                    str(self.errors[module]),
+                    self.errors[module].http_status,
+                    self.errors[module].status_code,
+                    self.errors[module].status_message,
+                ),
+            )
+            for module in sorted({*self.sent, *self.errors})
+        ]
 
 
 class _GoneError(Exception):

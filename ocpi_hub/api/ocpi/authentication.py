@@ -67,6 +67,11 @@ class Caller:
         roles = sorted(self.partner.roles, key=lambda r: r.role != Role.EMSP)
         return (roles[0].country_code, roles[0].party_id) if roles else None
 
+    @property
+    def parties(self) -> tuple[tuple[str, str], ...]:
+        """Every party of the caller (upper-cased): the owners whose Sessions and CDRs it may read."""
+        return tuple((r.country_code.upper(), r.party_id.upper()) for r in self.partner.roles)
+
 
 _STATE_KEY = "ocpi_caller"
 

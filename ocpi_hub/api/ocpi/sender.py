@@ -42,6 +42,8 @@ class SenderModule:
     document: Callable[..., Awaitable[Document | None]]  # (session, object id, *, version)
     unknown: StatusCode = StatusCode.CLIENT_ERROR  # the status_code of an unknown object
     nested: bool = False  # Locations: EVSEs and Connectors have object GETs of their own
+    # Sessions, CDRs: each object is the token owner's, and only that eMSP sees it (docs/cpo-modules.md §1).
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
         party = addressed_party(request, settings)
         async with sessions() as session:
             found = await spec.document(session, object_id, version=version)
-        if found is None or party not in (None, (found.country_code, found.party_id)):
+        hidden = spec.private and found is not None and found.reader not in caller(request).parties
+        if found is None or hidden or party not in (None, (found.country_code, found.party_id)):
             raise errors.NotFound(f"unknown {spec.what} {object_id}", ocpi_status=spec.unknown)
         return found
 
@@ -94,7 +97,8 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
             params = request.query_params
             asked = paging.page_request(params, cap=settings.page_limit)
             party = addressed_party(request, settings)
-            query = PageQuery(asked.offset, asked.limit, asked.date_from, asked.date_to, party)
+            readers = caller(request).parties if spec.private else None
+            query = PageQuery(asked.offset, asked.limit, asked.date_from, asked.date_to, party, readers)
             async with sessions() as session:
                 total, bodies = await spec.page(session, query, version=version)
             headers = paging.page_headers(
