@@ -1,34 +1,114 @@
-"""The `ocpi-hub` command: serve | migrate | sync."""
+"""The `ocpi-hub` command: serve | migrate | sync (docs/operations.md §4)."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from ocpi_hub.settings import SettingsError, load_settings
+from ocpi_hub import logs
+from ocpi_hub.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("ocpi_hub")
+
+# The variables each command reads (README "Settings"), listed by its --help.
+_COMMON = ("OCPI_HUB_DATABASE_URL", "OCPI_HUB_LOG_LEVEL", "OCPI_HUB_LOG_FORMAT")
+_PARTIES = ("OCPI_HUB_COUNTRY_CODE", "OCPI_HUB_PARTY_ID", "OCPI_HUB_BUSINESS_NAME", "OCPI_HUB_EXTRA_PARTIES")
+_SYNC = ("OCPI_HUB_SYNC_SOURCE", "OCPI_HUB_SYNC_LENIENT", "OCPI_HUB_SYNC_MAX_REMOVE_SHARE", "OCPI_HUB_HTTP_TIMEOUT")
+_SERVE = (
+    "OCPI_HUB_PUBLIC_URL",
+    "OCPI_HUB_ADMIN_TOKEN",
+    "OCPI_HUB_ALLOW_PRIVATE_PARTNER_URLS",
+    "OCPI_HUB_PAGE_LIMIT",
+    "OCPI_HUB_PUSH_WORKER",
+    "OCPI_HUB_PUSH_MAX_ATTEMPTS",
+    "OCPI_HUB_PUSH_MAX_AGE",
+    "OCPI_HUB_PUSH_LEASE",
+    "OCPI_HUB_AUTHORIZATION_TIMEOUT",
+    "OCPI_HUB_COMMAND_TIMEOUT",
+    "OCPI_HUB_CURRENCY",
+    "OCPI_HUB_SYNC_INTERVAL",
+)
+ENVIRONMENT = {
+    "serve": _COMMON + _PARTIES + _SERVE + _SYNC,
+    "migrate": _COMMON,
+    "sync": _COMMON + _PARTIES + _SYNC,
+}
+
+
+def hub_version() -> str:
+    try:
+        return version("ocpi-hub")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _epilog(command: str) -> str:
+    defaults = Settings()
+    party = defaults.default_party
+    special = {
+        "OCPI_HUB_COUNTRY_CODE": party.country_code,
+        "OCPI_HUB_PARTY_ID": party.party_id,
+        "OCPI_HUB_BUSINESS_NAME": party.business_name,
+    }
+
+    def default(variable: str) -> str:
+        name = variable.removeprefix("OCPI_HUB_").lower()
+        value = special.get(variable, getattr(defaults, name, None))
+        return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    lines = [f"{variable} (default: {default(variable)})" for variable in ENVIRONMENT[command]]
+    return "environment variables (see the README's Settings):\n  " + "\n  ".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocpi-hub", description="The OCPI 2.2.1 / 2.2 service of a CPO.")
+    parser.add_argument("--version", action="version", version=f"ocpi-hub {hub_version()}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=_epilog(name),
+            formatter_class=_Formatter,
+        )
+
+    serve = command("serve", "apply migrations, then serve /ocpi and /api/v0")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
+    command("migrate", "bring the database to the newest schema (creating a SQLite file if missing)")
+    sync = command("sync", "apply migrations, then run one location sync")
+    sync.add_argument("--source", help="file, directory or http(s) URL of records (default: OCPI_HUB_SYNC_SOURCE)")
+    return parser
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown (where there is one), and the epilog's list of variables kept one per line."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ocpi-hub", description="The OCPI 2.2.1 / 2.2 service of a CPO.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="apply migrations, then serve /ocpi and /api/v0")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8000)
-    commands.add_parser("migrate", help="bring the database to the newest schema")
-    sync = commands.add_parser("sync", help="apply migrations, then run one location sync")
-    sync.add_argument("--source", help="file, directory or http(s) URL of records (default: OCPI_HUB_SYNC_SOURCE)")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
 
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
         return _refuse(str(exc))
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
 
     source: str | None = None
     if args.command == "sync":
@@ -36,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         if source is None:
             print("ocpi-hub sync: give --source or set OCPI_HUB_SYNC_SOURCE", file=sys.stderr)  # noqa: T201
             return 2
+        missing = _missing_sqlite_file(settings.database_url)
+        if missing is not None:
+            # A sync into a database nobody serves reports success and changes nothing an eMSP sees.
+            return _refuse(
+                f"OCPI_HUB_DATABASE_URL: no database at {missing}; point OCPI_HUB_DATABASE_URL at the hub's "
+                "database, or create this one with `ocpi-hub migrate`"
+            )
 
     from ocpi_hub.db.migrate import upgrade
 
@@ -50,14 +137,68 @@ def main(argv: list[str] | None = None) -> int:
     if source is not None:
         from ocpi_hub.sync.command import sync_once
 
-        return sync_once(settings, source)
+        return sync_once(settings, source, database=shown_database(settings.database_url))
 
     import uvicorn
 
     from ocpi_hub.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level.lower())
+    log.info("%s", start_line(settings))
+    if warning := public_url_warning(settings.public_url, args.host, args.port):
+        log.warning("%s", warning)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through our handler (ocpi_hub.logs), with the request ids
+        access_log=False,  # one DEBUG line per request instead (ocpi_hub.api.observe)
+    )
     return 0
+
+
+def shown_database(url: str) -> str:
+    """The database URL without its password; a SQLite file as an absolute path."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database and parsed.database != ":memory:":
+        parsed = parsed.set(database=str(Path(parsed.database).resolve()))
+    return parsed.render_as_string(hide_password=True)
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).resolve()
+    return None if path.exists() else str(path)
+
+
+def start_line(settings: Settings) -> str:
+    parties = ", ".join(f"{p.country_code}/{p.party_id}" for p in settings.parties)
+    sync = f"sync of {settings.sync_source} every {settings.sync_interval:g} s" if settings.sync_source else "sync off"
+    return (
+        f"ocpi-hub {hub_version()} starting: database {shown_database(settings.database_url)}, "
+        f"public URL {settings.public_url}, parties {parties}, push worker {'on' if settings.push_worker else 'off'}, "
+        f"{sync}"
+    )
+
+
+def public_url_warning(public_url: str, host: str, port: int) -> str | None:
+    """Partners reach us at the public URL: one naming this machine on another port than ours is most likely a
+    mistake (a reverse proxy on the same machine would be the exception)."""
+    parts = urlsplit(public_url)
+    name = parts.hostname or ""
+    try:
+        loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    their_port = parts.port or (443 if parts.scheme == "https" else 80)
+    if not loopback or their_port == port:
+        return None
+    return (
+        f"OCPI_HUB_PUBLIC_URL {public_url} names this machine on port {their_port}, but the hub listens on "
+        f"{host}:{port}: partners will not reach the URLs we hand out"
+    )
 
 
 def _port(raw: str) -> int:

@@ -383,6 +383,7 @@ def test_the_sync_command_prints_a_summary_and_fails_when_the_run_stops(
     assert out.splitlines() == [
         f"sync of {source}: 2 records: 1 created, 0 updated, 0 unchanged, 1 rejected, 0 removed",
         "rejected: record 2 (location 2): $.address: None is required",
+        f"database: {cli.shown_database(database_url)}",
     ]
     assert "2/2" in err  # the progress bar
 

@@ -7,28 +7,39 @@ import sys
 
 from tqdm import tqdm
 
+from ocpi_hub.db import leases
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.settings import Settings
 from ocpi_hub.sync.run import SyncReport, sync
+from ocpi_hub.sync.schedule import running_sync
 
 
-def sync_once(settings: Settings, source: str) -> int:
-    """Exit status: 0 when the run went through, 1 when it stopped (unreadable source, too many removals)."""
+def sync_once(settings: Settings, source: str, *, database: str) -> int:
+    """Exit status: 0 when the run went through, 1 when it stopped (unreadable source, too many removals) or
+    another process is syncing (it refuses rather than overlap). The summary ends with the database written to
+    (`database`, shown without its password)."""
     report = asyncio.run(_sync_once(settings, source))
-    sys.stdout.write(report.summary() + "\n")
+    if report is None:
+        sys.stderr.write(f"another process is syncing {database} right now: try again when it has finished\n")
+        return 1
+    sys.stdout.write(report.summary() + f"\ndatabase: {database}\n")
     return 1 if report.stopped else 0
 
 
-async def _sync_once(settings: Settings, source: str) -> SyncReport:
+async def _sync_once(settings: Settings, source: str) -> SyncReport | None:
     engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
     try:
-        with tqdm(desc="sync", unit=" records", file=sys.stderr, dynamic_ncols=True) as bar:
+        async with running_sync(sessions, leases.holder_name(), utc_now) as alone:
+            if not alone:
+                return None
+            with tqdm(desc="sync", unit=" records", file=sys.stderr, dynamic_ncols=True) as bar:
 
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
 
-            return await sync(session_factory(engine), settings, source, clock=utc_now, progress=progress)
+                return await sync(sessions, settings, source, clock=utc_now, progress=progress)
     finally:
         await engine.dispose()
