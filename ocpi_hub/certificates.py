@@ -4,7 +4,6 @@ bytes (seed 002, lookupCertificate: "a base64 encoded SHA-256 hash of the DER by
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 
 from cryptography import x509
@@ -43,6 +42,6 @@ def normalise_hash(text: str) -> str | None:
     standard = text.replace("-", "+").replace("_", "/")
     try:
         raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-    except binascii.Error:
+    except ValueError:  # not base64 (binascii.Error), or not even ASCII
         return None
     return base64.b64encode(raw).decode() if len(raw) == hashlib.sha256().digest_size else None

@@ -1,14 +1,15 @@
 """Our HTTP client towards partners: the outbound headers in one place, the envelope read in one place.
 
-Every call has the timeout of the httpx client it is given (`OCPI_HUB_HTTP_TIMEOUT`), so a partner that hangs
-cannot hang a request of ours.
+Every call has the timeout of the httpx client it is given (`OCPI_HUB_HTTP_TIMEOUT`), or a shorter one of its own
+(`timeout`, such as a real-time authorization's), so a partner that hangs cannot hang a request of ours.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import msgspec
@@ -33,12 +34,20 @@ class PartnerCallError(Exception):
         status_code: int | None = None,
         http_status: int | None = None,
         retry_after: str | None = None,
+        status_message: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.status_message = status_message  # the partner's OCPI status_message, trimmed (docs/operations.md §3)
         self.transient = transient
         self.status_code = status_code
         self.http_status = http_status  # None when no answer came (connection error, timeout)
         self.retry_after = retry_after  # the Retry-After header of a 429 or 503, as sent (seconds or HTTP date)
+
+
+@dataclass(frozen=True)
+class Answered:
+    data: Any  # the envelope's data
+    headers: httpx.Headers
 
 
 class Routing(msgspec.Struct, frozen=True):
@@ -50,8 +59,18 @@ class Routing(msgspec.Struct, frozen=True):
     to_party_id: str
 
 
+# A partner's status_message is repeated in logs and in the internal API: a long one is cut (docs/operations.md §3).
+MESSAGE_LIMIT = 200
+
+
+def trimmed(status_message: str | None) -> str | None:
+    if status_message is None or len(status_message) <= MESSAGE_LIMIT:
+        return status_message
+    return status_message[: MESSAGE_LIMIT - 1] + "…"
+
+
 def _colon(status_message: str | None) -> str:
-    return f": {status_message}" if status_message else ""
+    return f": {trimmed(status_message)}" if status_message else ""
 
 
 def join_url(base: str, *segments: str) -> str:
@@ -88,19 +107,52 @@ class OcpiClient:
         send_base64: bool,
         body: Any = None,
         routing: Routing | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpx's timeouts for this one call, not a cancel scope)
     ) -> Any:
         """One OCPI request; returns the envelope's `data` on HTTP 2xx with status_code 1000, else raises."""
+        answered = await self.request(
+            method, url, token=token, send_base64=send_base64, body=body, routing=routing, timeout=timeout
+        )
+        return answered.data
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: str,
+        send_base64: bool,
+        body: Any = None,
+        routing: Routing | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpx's timeouts for this one call, not a cancel scope)
+    ) -> Answered:
+        """`call`, with the answer's headers too (a CDR POST's answer names the stored CDR in `Location`).
+
+        `timeout` (seconds) replaces the client's own for this call: it bounds connecting and each read and write."""
         what = f"{method} {url}"
         content = None if body is None else msgspec.json.encode(body)
         headers = self.headers(token, send_base64=send_base64, routing=routing)
         if content is not None:
             headers["Content-Type"] = "application/json"
         try:
-            response = await self.http.request(method, url, content=content, headers=headers)
+            # A port out of range or an unclosed `[` (urlsplit's checks; httpx lets the first reach the socket).
+            urlsplit(url).port  # noqa: B018
+        except ValueError as exc:
+            raise PartnerCallError(f"{what}: not a valid URL ({exc})", transient=False) from None
+        try:
+            response = await self.http.request(
+                method,
+                url,
+                content=content,
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
         except httpx.TimeoutException:
             raise PartnerCallError(f"{what}: no answer within the timeout", transient=True) from None
         except httpx.HTTPError as exc:
             raise PartnerCallError(f"{what}: {type(exc).__name__}: {exc}", transient=True) from None
+        except httpx.InvalidURL as exc:  # a bad port or bracket in a URL a partner gave: asking again will not help
+            raise PartnerCallError(f"{what}: not a valid URL ({exc})", transient=False) from None
         try:
             envelope: Envelope[Any] | None = _envelope_decoder.decode(response.content)
             not_an_envelope = ""
@@ -116,6 +168,7 @@ class OcpiClient:
                 status_code=envelope.status_code if envelope else None,
                 http_status=response.status_code,
                 retry_after=retry_after,
+                status_message=trimmed(envelope.status_message) if envelope else None,
             )
         if envelope is None:
             raise PartnerCallError(
@@ -129,8 +182,9 @@ class OcpiClient:
                 transient=3000 <= envelope.status_code < 4000,
                 status_code=envelope.status_code,
                 http_status=response.status_code,
+                status_message=trimmed(envelope.status_message),
             )
-        return envelope.data
+        return Answered(envelope.data, response.headers)
 
     async def fetch(self, url: str, type_: type[T], *, token: str, send_base64: bool) -> T:
         """GET a configuration object (versions, version details, credentials) and validate its shape."""

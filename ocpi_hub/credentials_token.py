@@ -8,7 +8,6 @@ never logged; nothing in this module logs.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -42,7 +41,7 @@ def presented_tokens(authorization: str | None) -> list[str]:
     candidates = []
     try:
         decoded = base64.b64decode(value, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not Base64 (binascii.Error), not ASCII before or after decoding (docs/ocpi.md §11)
         decoded = ""
     if decoded and decoded.isprintable() and not any(c.isspace() for c in decoded):
         candidates.append(decoded)

@@ -10,7 +10,8 @@ Domain code says what kind of failure happened; it never picks an HTTP status:
      ├── PartnerFailed    a partner we called did not do its part (the message carries its answer)
      ├── Unauthorized     no valid credentials
      ├── Forbidden        valid caller, not allowed here
-     └── NotAllowed       the method does not apply in the caller's state
+     ├── NotAllowed       the method does not apply in the caller's state
+     └── Unavailable      not now: the database cannot be reached, or too many write the same object (Retry-After)
 
 `/ocpi` answers a kind with the HTTP status and OCPI status_code of `OCPI_ANSWERS` (an `ocpi_status` given with
 the error, such as 2003 unknown location, refines the code); `/api/v0` with the HTTP status of `API_ANSWERS` and the
@@ -66,6 +67,14 @@ class NotAllowed(HubError):
     pass
 
 
+class Unavailable(HubError):
+    """Try again in `retry_after` seconds (docs/ocpi.md §11): answered 503 with Retry-After on both interfaces."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # (HTTP status, OCPI status_code) per kind on /ocpi (OCPI 2.2.1 §4.1.7 and docs/ocpi.md §1.4): invalid content is
 # HTTP 200 with 2001; a body that is not JSON is HTTP 400; a partner's failure during our call is 3001.
 OCPI_ANSWERS: dict[type[HubError], tuple[int, StatusCode]] = {
@@ -77,6 +86,7 @@ OCPI_ANSWERS: dict[type[HubError], tuple[int, StatusCode]] = {
     Unauthorized: (401, StatusCode.CLIENT_ERROR),
     Forbidden: (403, StatusCode.CLIENT_ERROR),
     NotAllowed: (405, StatusCode.CLIENT_ERROR),
+    Unavailable: (503, StatusCode.SERVER_ERROR),
 }
 
 # HTTP status per kind on /api/v0 (the seed's Status body).
@@ -89,6 +99,7 @@ API_ANSWERS: dict[type[HubError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotAllowed: 405,
+    Unavailable: 503,
 }
 
 

@@ -27,6 +27,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     open_transactions: int | None = None  # in the hub's process when the request arrived, if counted
+    query: str = ""  # the query string, as sent
 
     @property
     def token(self) -> str:
@@ -45,6 +46,7 @@ class Failure:
     retry_after: str | None = None
     until: asyncio.Event | None = None
     reached: asyncio.Event | None = None  # set when the request this failure applies to arrives
+    message: str = "told to fail"  # the status_message answered (a NUL or other control characters included)
 
 
 def envelope(data: Any = None, status_code: int = 1000, message: str = "Success") -> dict[str, Any]:
@@ -76,6 +78,10 @@ class FakeEmsp:
     # Counts the database transactions open at this moment (tests/test_registration_transactions.py): recorded
     # with every request, to show that the hub never waits for us inside one.
     open_transactions: Callable[[], int] | None = None
+    # Answers to the hub's real-time authorization, POST {tokens}/{uid}/authorize, by token uid: an
+    # AuthorizationInfo (answered HTTP 200, status 1000), or a Failure applied as for `failures` (a Failure with
+    # its default status answers 200/1000 without data). A uid not listed gets the generic answer.
+    authorizations: dict[str, dict[str, Any] | Failure] = field(default_factory=dict)
 
     def app(self, base_url: str) -> FakeEmsp:
         self.base_url = base_url
@@ -96,6 +102,7 @@ class FakeEmsp:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         recorded = Recorded(scope["method"], scope["path"], headers, json.loads(body) if body else None)
+        recorded.query = scope["query_string"].decode()
         if self.open_transactions is not None:
             recorded.open_transactions = self.open_transactions()
         self.requests.append(recorded)
@@ -127,7 +134,12 @@ class FakeEmsp:
                 return 0, None, []
             if failure.http_status != 200 or failure.status_code != 1000:
                 extra = [(b"retry-after", failure.retry_after.encode())] if failure.retry_after else []
-                return failure.http_status, envelope(status_code=failure.status_code, message="told to fail"), extra
+                return failure.http_status, envelope(status_code=failure.status_code, message=failure.message), extra
+        if r.method == "POST" and r.path.rstrip("/").endswith("/cdrs") and isinstance(r.body, dict):
+            # A CDRs Receiver keeps the CDR and names where in its Location header (docs/cpo-modules.md §5.2).
+            path = f"{r.path.rstrip('/')}/{r.body.get('id')}"
+            self.stored[path] = r.body
+            return 201, envelope(), [(b"location", f"{self.base_url}{path}".encode())]
         return (*await self._answer(r), [])
 
     async def _answer(self, r: Recorded) -> tuple[int, Any]:
@@ -148,6 +160,8 @@ class FakeEmsp:
                 return 200, envelope({"version": version, "endpoints": endpoints})
         if path.endswith("/credentials"):
             return await self._credentials(r)
+        if r.method == "POST" and (uid := _authorize_uid(path)) in self.authorizations:
+            return await _authorize(self.authorizations[uid])
         if r.method == "GET":
             return (200, envelope(self.stored[path])) if path in self.stored else (404, envelope(status_code=2003))
         if r.method == "PUT":
@@ -175,3 +189,22 @@ class FakeEmsp:
 
     def received(self, method: str | None = None, prefix: str = "") -> list[Recorded]:
         return [r for r in self.requests if (method is None or r.method == method) and r.path.startswith(prefix)]
+
+
+def _authorize_uid(path: str) -> str | None:
+    """The token uid of a `/{version}/tokens/{uid}/authorize` path, else None."""
+    parts = path.strip("/").split("/")
+    return parts[2] if len(parts) == 4 and parts[1] == "tokens" and parts[3] == "authorize" else None
+
+
+async def _authorize(answer: dict[str, Any] | Failure) -> tuple[int, Any]:
+    if isinstance(answer, dict):
+        return 200, envelope(answer)
+    if answer.reached is not None:
+        answer.reached.set()
+    await asyncio.sleep(answer.delay)
+    if answer.until is not None:
+        await answer.until.wait()
+    if answer.drop:
+        return 0, None
+    return answer.http_status, envelope(status_code=answer.status_code, message="told to answer so")

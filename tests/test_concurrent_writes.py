@@ -12,12 +12,13 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.db import certificates, chargestations, tokens
+from ocpi_hub.db import certificates, chargestations, locations, tokens
 from tests.conftest import Hub
 from tests.test_internal_certificates import self_signed
 from tests.test_internal_chargestations import PASSWORD_HASH, register
 from tests.test_internal_tokens import SEED_TOKEN
 from tests.test_ocpi_tokens import RFID, add_partner, put
+from tests.test_push_delivery import put_location
 
 WRITERS = 16
 
@@ -97,3 +98,28 @@ async def test_upload_a_new_certificate(hub: Hub, sessions: async_sessionmaker[A
     [row] = await stored(sessions, certificates.Certificate)
     assert row.certificate_hash == der_hash
     assert (await hub.api("GET", f"/certificate/{der_hash.replace('/', '_')}")).json() == {"certificate": pem}
+
+
+CHANGES = 200
+STATUSES = ["AVAILABLE", "CHARGING", "BLOCKED", "OUTOFORDER"]
+
+
+async def test_many_status_changes_of_one_evse(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Issue #13 §3 (docs/ocpi.md §11): every change is applied (200, answering its own status) or refused cleanly
+    (503 with Retry-After, nothing written); never a 500. The EVSE ends with the status of an applied change."""
+    await put_location(hub, "LOC1")
+    wanted = [STATUSES[i % len(STATUSES)] for i in range(CHANGES)]
+    path = "/location/LOC1/evse/E1/status"
+    responses = await at_once([hub.api("POST", path, json={"status": s}) for s in wanted], 200, 503)
+    applied = {s for s, r in zip(wanted, responses, strict=True) if r.status_code == 200}
+    for status, response in zip(wanted, responses, strict=True):
+        if response.status_code == 200:
+            assert response.json()["status"] == status
+        else:
+            assert response.headers["Retry-After"].isdigit(), response.headers
+            assert response.json()["status"] == "Service Unavailable"
+    async with sessions() as session:
+        location = await locations.load(session, "LOC1")
+    assert location is not None
+    assert location.location.evses is not None
+    assert location.location.evses[0].status in applied

@@ -17,7 +17,8 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from ocpi_hub.api.ocpi.authentication import known_caller
 from ocpi_hub.api.ocpi.transport import error_body, routing_headers
-from ocpi_hub.errors import API_ANSWERS, OCPI_ANSWERS, HubError, SeedStatus
+from ocpi_hub.db.outage import Outage, unreachable
+from ocpi_hub.errors import API_ANSWERS, OCPI_ANSWERS, HubError, Malformed, SeedStatus, Unavailable
 from ocpi_hub.ocpi.common import StatusCode, json_encoder
 from ocpi_hub.settings import Settings
 
@@ -26,16 +27,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def handler(settings: Settings, clock: Callable[[], datetime]) -> Any:
-    """The app's exception handler."""
+def handler(settings: Settings, clock: Callable[[], datetime], outage: Outage | None = None) -> Any:
+    """The app's exception handler. `outage` hears of every failure to reach the database."""
 
     def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+        exc = _recognised(exc, outage)
         http_status, message = _translate(request, exc)
+        retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else {}
         if not request.url.path.startswith("/ocpi"):
             if isinstance(exc, HubError):
                 http_status = _kind(API_ANSWERS, exc)
             body = json_encoder.encode(SeedStatus(status=HTTPStatus(http_status).phrase, error=message))
-            return Response(body, status_code=http_status, media_type="application/json")
+            return Response(body, status_code=http_status, media_type="application/json", headers=retry)
         code = StatusCode.CLIENT_ERROR if http_status < 500 else StatusCode.SERVER_ERROR
         if isinstance(exc, HubError):
             http_status, code = _kind(OCPI_ANSWERS, exc)
@@ -45,7 +48,7 @@ def handler(settings: Settings, clock: Callable[[], datetime]) -> Any:
             error_body(code, message, clock()),
             status_code=http_status,
             media_type="application/json",
-            headers=routing_headers(request, settings, who.party if who else None),
+            headers=routing_headers(request, settings, who.party if who else None) | retry,
         )
 
     return handle_exception
@@ -54,6 +57,18 @@ def handler(settings: Settings, clock: Callable[[], datetime]) -> Any:
 def _kind(answers: dict[type[HubError], T], exc: HubError) -> T:
     """The answer to the error's kind (a subclass answers as the kind it refines)."""
     return next(answers[kind] for kind in type(exc).__mro__ if kind in answers)
+
+
+def _recognised(exc: Exception, outage: Outage | None) -> Exception:
+    """Failures that are not bugs of ours although no handler raised them as a HubError (docs/ocpi.md §11)."""
+    if unreachable(exc):
+        if outage is not None:
+            outage.begun(exc)  # logged once, when it starts: not a traceback per request
+        return Unavailable("the database cannot be reached: try again shortly", retry_after=5)
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        # msgspec's own limit on nesting, reached by JSON nested thousands deep: a body we will not read.
+        return Malformed("the body is not acceptable JSON: nested too deeply")
+    return exc
 
 
 def _translate(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str]:

@@ -37,6 +37,7 @@ class Freshness:
         self._held: list[AsyncConnection] = []  # PostgreSQL: the idle connections for questions
         self._connections_in_use = asyncio.Semaphore(_CONNECTIONS)
         self._question: asyncio.Future[int | None] | None = None
+        self._failing = False  # the last question found no answer
         database = engine.url.database
         self._sqlite_file = database if engine.url.get_backend_name() == "sqlite" and database != ":memory:" else None
 
@@ -84,10 +85,19 @@ class Freshness:
                     "SELECT pg_current_wal_insert_lsn()", timeout=_ASK_TIMEOUT
                 )
             except Exception as exc:  # any failure means "cannot tell": read the database, reconnect next time
-                log.warning("cannot ask PostgreSQL for its WAL position, read caches bypassed: %r", exc)
+                # Said once until it works again, not once per request (docs/ocpi.md §11, an outage).
+                log.log(
+                    logging.DEBUG if self._failing else logging.WARNING,
+                    "cannot ask PostgreSQL for its WAL position, read caches bypassed: %r",
+                    exc,
+                )
+                self._failing = True
                 if connection is not None:
                     await _discard(connection)
                 return None
+            if self._failing:
+                log.info("PostgreSQL answers for its WAL position again: read caches in use")
+                self._failing = False
             self._held.append(connection)
             return position
 

@@ -7,8 +7,9 @@ exactly the status_message a partner needs with status 2001.
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, get_args
 
 import msgspec
 from msgspec import Meta
@@ -31,6 +32,7 @@ String4 = Annotated[str, _string(4)]
 String5 = Annotated[str, _string(5)]
 String10 = Annotated[str, _string(10)]
 String16 = Annotated[str, _string(16)]
+String20 = Annotated[str, _string(20)]
 String45 = Annotated[str, _string(45)]
 String64 = Annotated[str, _string(64)]
 String100 = Annotated[str, _string(100)]
@@ -40,6 +42,7 @@ CiString2 = Annotated[str, _cistring(2)]
 CiString3 = Annotated[str, _cistring(3)]
 CiString4 = Annotated[str, _cistring(4)]
 CiString36 = Annotated[str, _cistring(36)]
+CiString39 = Annotated[str, _cistring(39)]  # CDR ids: 36, and 3 more for a credit CDR's suffix
 CiString48 = Annotated[str, _cistring(48)]
 
 CountryCode = Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")]
@@ -55,6 +58,27 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def outside_utc(value: datetime) -> str | None:
+    """Why a DateTime from the wire cannot be taken, or None: it must be a moment of the UTC calendar (years 1 to
+    9999), which year 1 with +01:00 or year 9999 with -01:00 is not (docs/ocpi.md §11). Rejected as it arrives, so
+    that converting, comparing or storing it later cannot fail."""
+    if value.tzinfo is None:
+        return None
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return "is outside the years 1 to 9999 once converted to UTC"
+    return None
+
+
+@functools.cache
+def _datetime_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    def holds_datetime(t: Any) -> bool:
+        return t is datetime or any(holds_datetime(a) for a in get_args(t))
+
+    return tuple(f.name for f in msgspec.structs.fields(cls) if holds_datetime(f.type))
+
+
 def to_utc(value: datetime) -> datetime:
     """Normalise a DateTime from the wire: no designator means UTC (OCPI 2.2.1 §16.1.1); offsets are converted.
 
@@ -67,6 +91,13 @@ def to_utc(value: datetime) -> datetime:
 
 class OcpiStruct(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Base of every OCPI object: snake_case names as in the spec; unset optional fields are omitted."""
+
+    def __post_init__(self) -> None:
+        # msgspec turns the ValueError into a ValidationError naming the JSON path: a 2001, not a 500.
+        for name in _datetime_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, datetime) and (rule := outside_utc(value)) is not None:
+                raise ValueError(f"`{name}` {value.isoformat()} {rule}")
 
 
 class StatusCode(enum.IntEnum):

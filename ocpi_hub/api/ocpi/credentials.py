@@ -5,6 +5,8 @@ transaction is open while registration.accept calls the partner back (docs/ocpi.
 
 from __future__ import annotations
 
+import logging
+
 from litestar import Controller, delete, get, post, put
 
 from ocpi_hub import errors, registration
@@ -14,6 +16,7 @@ from ocpi_hub.api.ocpi.transport import AnyRequest, decode_body, envelope
 from ocpi_hub.ocpi.credentials import Credentials
 
 _OPT = {"access": Access.CREDENTIALS}
+log = logging.getLogger(__name__)
 
 
 def _registered(request: AnyRequest) -> Caller:
@@ -65,6 +68,7 @@ class CredentialsController(Controller):
         if not who.registered:
             raise errors.NotAllowed("not registered: nothing to delete")
         await registration.unregister(sessions, who.partner.id, now=now())
+        log.info("partner %s unregistered itself (credentials DELETE)", who.partner.id)
         return envelope(None, now=now)
 
 
@@ -78,8 +82,22 @@ async def _accept(
     version: deps.Version,
 ) -> object:
     """POST and PUT alike: their credentials read, their endpoints fetched, a new token for them."""
-    credentials = await decode_body(request, Credentials)
-    ours = await registration.accept(
-        sessions, client, settings, who.partner.id, credentials, presented_token=who.token, version=version, now=now()
-    )
+    what = f"credentials {request.method} of partner {who.partner.id} on {version}"
+    try:
+        credentials = await decode_body(request, Credentials)
+        ours = await registration.accept(
+            sessions,
+            client,
+            settings,
+            who.partner.id,
+            credentials,
+            presented_token=who.token,
+            version=version,
+            now=now(),
+        )
+    except errors.HubError as exc:
+        log.info("%s refused: %s", what, exc.message)  # docs/operations.md §1.3
+        raise
+    parties = ", ".join(f"{r.role} {r.country_code}/{r.party_id}" for r in credentials.roles)
+    log.info("%s accepted: %s", what, parties)
     return envelope(ours, now=now)

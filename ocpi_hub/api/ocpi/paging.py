@@ -19,9 +19,12 @@ from urllib.parse import quote
 import msgspec
 
 from ocpi_hub import errors
+from ocpi_hub.ocpi.common import outside_utc
 
 MAX_OFFSET = 10**9  # keeps offset + limit inside a 32-bit integer, the type of the positions it is compared with
 _DIGITS = re.compile(r"[0-9]+")
+_LONGEST = 18  # digits of a count read as a number; a longer one is larger than any page or offset
+_HUGE: int = 10**_LONGEST  # stands for such a count (a `limit`, which is capped anyway)
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,17 @@ def _count(params: Mapping[str, str], name: str, maximum: int | None = None) -> 
     if value is None:
         return None
     if not _DIGITS.fullmatch(value):
-        raise _invalid(name, value, "is not a non-negative integer")
-    if maximum is not None and int(value) > maximum:
+        raise _invalid(name, value[:40], "is not a non-negative integer")
+    # Thousands of digits are still a number (docs/ocpi.md §11): judged by their length, since Python refuses to
+    # convert more than 4300 digits, and never repeated whole in the answer.
+    significant = value.lstrip("0") or "0"
+    if len(significant) > _LONGEST:
+        if maximum is not None:
+            raise _invalid(name, significant[:20] + "…", f"is above {maximum}")
+        return _HUGE
+    if maximum is not None and int(significant) > maximum:
         raise _invalid(name, value, f"is above {maximum}")
-    return int(value)
+    return int(significant)
 
 
 def _datetime(params: Mapping[str, str], name: str) -> datetime | None:
@@ -57,6 +67,8 @@ def _datetime(params: Mapping[str, str], name: str) -> datetime | None:
         parsed = msgspec.convert(value, datetime)
     except msgspec.ValidationError:
         raise _invalid(name, value, "is not a DateTime (such as 2019-01-28T12:00:00Z)") from None
+    if (rule := outside_utc(parsed)) is not None:
+        raise _invalid(name, value, rule)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

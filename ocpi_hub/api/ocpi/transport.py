@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.types import Message, Scope
 
-from ocpi_hub import errors
+from ocpi_hub import errors, logs
 from ocpi_hub.ocpi.common import Envelope, StatusCode, json_encoder
 from ocpi_hub.settings import Settings
 
@@ -35,9 +35,12 @@ def envelope(
     now: Callable[[], datetime],
     http_status: int = 200,
     headers: dict[str, str] | None = None,
+    status_code: StatusCode = StatusCode.SUCCESS,
+    status_message: str = "Success",
 ) -> Response[bytes]:
-    """A success answer with `data` (an OCPI object, a list of them, or None: then `data` is left out)."""
-    body = Envelope[Any](data=data, status_code=StatusCode.SUCCESS, status_message="Success", timestamp=now())
+    """An answer with `data` (an OCPI object, a list of them, or None: then `data` is left out); a success unless
+    told otherwise (a command REJECTED with 2003 carries its CommandResponse too, docs/cpo-modules.md §6.5)."""
+    body = Envelope[Any](data=data, status_code=status_code, status_message=status_message, timestamp=now())
     return Response(json_encoder.encode(body), status_code=http_status, media_type="application/json", headers=headers)
 
 
@@ -58,16 +61,22 @@ class _RequestIds:
 
 
 _request_ids = _RequestIds()
+new_request_id = _request_ids.next
 
 
 async def echo_request_ids(message: Message, scope: Scope) -> None:
     """`before_send` hook: X-Request-ID and X-Correlation-ID on every response, errors and 404s included
-    (§4.1.4). A caller that sent none gets fresh ones rather than an error."""
+    (§4.1.4). A caller that sent none gets fresh ones rather than an error: those its log lines carry (ocpi_hub.logs,
+    set by ocpi_hub.api.observe)."""
     if message["type"] != "http.response.start":
         return
-    headers = dict(scope["headers"])
-    request_id = headers.get(b"x-request-id") or _request_ids.next()
-    correlation_id = headers.get(b"x-correlation-id") or request_id
+    serving = logs.request_ids.get()
+    if serving is not None:
+        request_id, correlation_id = (value.encode("latin-1") for value in serving)
+    else:
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id") or _request_ids.next()
+        correlation_id = headers.get(b"x-correlation-id") or request_id
     message["headers"] = [
         *message.get("headers", []),
         (b"x-request-id", request_id),
