@@ -7,36 +7,45 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ocpi_hub.api import boundary
+from ocpi_hub.api import boundary, health, schema, status
 from ocpi_hub.api.deps import ModuleList
+from ocpi_hub.api.internal import limits
+from ocpi_hub.api.internal.authorize import AuthorizeController
 from ocpi_hub.api.internal.certificates import CertificateController
 from ocpi_hub.api.internal.chargestations import ChargeStationController
+from ocpi_hub.api.internal.commands import CommandController
 from ocpi_hub.api.internal.deliveries import DeliveriesController
 from ocpi_hub.api.internal.evsevo import EvseVoController
 from ocpi_hub.api.internal.guard import internal_api_guard
 from ocpi_hub.api.internal.locations import LocationController
 from ocpi_hub.api.internal.partners import PartnersController
+from ocpi_hub.api.internal.sessions import CdrController, SessionController
 from ocpi_hub.api.internal.tariffs import TariffController
 from ocpi_hub.api.internal.tokens import TokenController
+from ocpi_hub.api.observe import observed
 from ocpi_hub.api.ocpi import authentication, sender
+from ocpi_hub.api.ocpi import commands as ocpi_commands
+from ocpi_hub.api.ocpi import sessions as ocpi_sessions
 from ocpi_hub.api.ocpi.answer_cache import AnswerCache
 from ocpi_hub.api.ocpi.credentials import CredentialsController
 from ocpi_hub.api.ocpi.tokens import TokensController
 from ocpi_hub.api.ocpi.transport import echo_request_ids
 from ocpi_hub.api.ocpi.versions import version_details, versions
+from ocpi_hub.bell import Bell
 from ocpi_hub.client import OcpiClient
-from ocpi_hub.db import locations, tariffs
+from ocpi_hub.db import locations, sessions, tariffs
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.freshness import Freshness
+from ocpi_hub.db.outage import Outage
+from ocpi_hub.metrics import Metrics
 from ocpi_hub.ocpi.common import StatusCode, utc_now
 from ocpi_hub.ocpi.versions import SUPPORTED, InterfaceRole, ModuleID
 from ocpi_hub.push import worker as push
@@ -54,14 +63,19 @@ SENDERS = [
         nested=True,
     ),
     sender.SenderModule(ModuleID.TARIFFS, "tariff", tariffs.page, tariffs.document),
+    sender.SenderModule(ModuleID.SESSIONS, "session", sessions.session_page, sessions.session_document, private=True),
+    sender.SenderModule(ModuleID.CDRS, "CDR", sessions.cdr_page, sessions.cdr_document, private=True),
 ]
 
 # Every OCPI module the hub serves and our role in it: version details list exactly these.
 OCPI_MODULES: ModuleList = [
     (ModuleID.CREDENTIALS, InterfaceRole.SENDER),
     (ModuleID.TOKENS, InterfaceRole.RECEIVER),
+    (ModuleID.COMMANDS, InterfaceRole.RECEIVER),
     *((s.module, InterfaceRole.SENDER) for s in SENDERS),
 ]
+# Routes of a Sender module besides its list and object GETs.
+_EXTRA: dict[ModuleID, list[Any]] = {ModuleID.SESSIONS: [ocpi_sessions.charging_preferences]}
 _CONTROLLERS: dict[ModuleID, type[Any]] = {
     ModuleID.CREDENTIALS: CredentialsController,
     ModuleID.TOKENS: TokensController,
@@ -74,8 +88,12 @@ INTERNAL_CONTROLLERS: list[type[Any]] = [
     CertificateController,
     LocationController,
     TariffController,
+    SessionController,
+    CdrController,
+    CommandController,
     EvseVoController,
     DeliveriesController,
+    AuthorizeController,
 ]
 
 
@@ -98,6 +116,7 @@ def create_app(
     freshness = Freshness(engine)
     cache = AnswerCache(freshness)
     http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
+    metrics = Metrics()  # the app's own registry (docs/operations.md §2)
     context = sender.SenderContext(settings, clock, sessions, cache)
     authenticate = authentication.authenticator(sessions, cache)
 
@@ -105,7 +124,9 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         freshness.open()
         try:
-            async with push.running(sessions, settings, clock=clock, transport=transport) as app.state.push:
+            async with push.running(
+                sessions, settings, clock=clock, transport=transport, metrics=metrics
+            ) as app.state.push:
                 yield
         finally:
             await freshness.close()
@@ -123,8 +144,14 @@ def create_app(
             await session.commit()
 
     def module_routes(version: str) -> list[Any]:
-        senders = [Router(path=f"/{s.module}", route_handlers=sender.handlers(s, version, context)) for s in SENDERS]
-        return [*_CONTROLLERS.values(), *senders]
+        senders = [
+            Router(
+                path=f"/{s.module}", route_handlers=[*sender.handlers(s, version, context), *_EXTRA.get(s.module, [])]
+            )
+            for s in SENDERS
+        ]
+        commands = Router(path=f"/{ModuleID.COMMANDS}", route_handlers=[ocpi_commands.receive_command])
+        return [*_CONTROLLERS.values(), commands, *senders]
 
     version_routers = [
         Router(
@@ -137,10 +164,20 @@ def create_app(
         for version in SUPPORTED
     ]
     versions_router = Router(path="/", route_handlers=[versions], before_request=authenticate, include_in_schema=False)
-    internal = Router(path="/api/v0", route_handlers=INTERNAL_CONTROLLERS, guards=[internal_api_guard])
+    internal = Router(
+        path="/api/v0", route_handlers=INTERNAL_CONTROLLERS, guards=[internal_api_guard, limits.integer_parameters]
+    )
 
-    return Litestar(
-        route_handlers=[versions_router, *version_routers, internal],
+    app = Litestar(
+        route_handlers=[
+            versions_router,
+            *version_routers,
+            internal,
+            health.alive,
+            health.ready,
+            health.metrics,
+            status.status_page,
+        ],
         dependencies={
             "db": Provide(db),
             "sessions": _constant(sessions),
@@ -148,14 +185,20 @@ def create_app(
             "settings": _constant(settings),
             "now": _constant(clock),
             "modules": _constant(OCPI_MODULES),
+            "bell": _constant(Bell()),
         },
-        exception_handlers={Exception: boundary.handler(settings, clock)},
+        exception_handlers={Exception: boundary.handler(settings, clock, Outage(engine))},
         before_send=[echo_request_ids],
         # After `lifespan`, which starts the database's users; the sync is stopped before it.
-        lifespan=[lifespan, lambda app: scheduled_sync(sessions, settings, clock=clock)],
-        state=State({"settings": settings}),
-        openapi_config=OpenAPIConfig(title="ocpi-hub internal API", version="0.1.0", path="/api/v0/schema"),
+        lifespan=[lifespan, lambda app: scheduled_sync(sessions, settings, clock=clock, on_report=metrics.sync_done)],
+        state=State({"settings": settings, "metrics": metrics}),
+        logging_config=None,  # the command configures logging (ocpi_hub.logs); the app leaves it alone
+        openapi_config=schema.openapi_config(),  # offline, behind the guard (docs/operations.md §6)
     )
+    schema.document_guard(app)
+    # Outside Litestar's routing, so that 404s and 405s are identified, logged and counted too.
+    app.asgi_handler = cast(Any, observed(app.asgi_handler, metrics))
+    return app
 
 
 def _constant(value: Any) -> Provide:

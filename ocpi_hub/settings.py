@@ -36,6 +36,7 @@ PositiveFloat = Annotated[float, Meta(gt=0)]
 Share = Annotated[float, Meta(ge=0, le=1)]
 # The levels both `logging` and uvicorn's `log_level` (given in lower case) understand.
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]  # docs/operations.md §1
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,11 +48,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_token: str | None = None
     allow_private_partner_urls: bool = False
     http_timeout: PositiveFloat = 10.0
+    # Real-time authorization (ocpi_hub/authorization.py): how long a driver waits for the eMSP's answer.
+    authorization_timeout: PositiveFloat = 5.0
     page_limit: PositiveInt = 100
+    # Commands (docs/cpo-modules.md §6.5): the timeout of an ACCEPTED CommandResponse; unanswered by then: TIMEOUT.
+    command_timeout: PositiveInt = 60
+    # The currency of a Session whose Connector has no Tariff (ISO 4217; docs/cpo-modules.md §3.9).
+    currency: str = "EUR"
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
     # Location pushes (ocpi_hub/push): give up on a delivery after this many attempts or this many seconds.
     push_max_attempts: PositiveInt = 10
     push_max_age: PositiveFloat = 86400.0
+    # A worker's hold on the deliveries it took; a worker that dies hands them back after this (README "Running at
+    # scale").
+    push_lease: PositiveFloat = 60.0
     # Run the push worker in this process; a deployment with several processes on one database runs it in one.
     push_worker: bool = True
     # The scheduled location sync (ocpi_hub/sync): a file, directory or http(s) URL of EvseVO location records.
@@ -162,7 +173,14 @@ def _database_url(raw: str) -> str:
     return raw
 
 
-_CHECKS = {"public_url": _public_url, "database_url": _database_url}
+def _currency(raw: str) -> str:
+    code = raw.strip().upper()
+    if pycountry.currencies.get(alpha_3=code) is None:
+        raise SettingsError(f"OCPI_HUB_CURRENCY: {raw!r} must be an ISO 4217 currency code such as EUR")
+    return code
+
+
+_CHECKS = {"public_url": _public_url, "database_url": _database_url, "currency": _currency}
 
 
 def _parties(environ: Mapping[str, str]) -> tuple[Party, ...]:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ocpi_hub.app import create_app
-from tests.conftest import Hub
+from tests.conftest import Hub, HubFactory
 
 # (method, path, operationId, success status, request body schema, error statuses) of seed 002, plus the two
 # operations of the station gateway.
@@ -41,6 +41,10 @@ OPERATIONS = [
     ),
 ]
 
+# What the guard of /api/v0 answers, on every guarded operation.
+GUARD = {"401", "403"}
+METHODS = {"get", "put", "post", "delete", "patch"}
+
 
 async def schema(hub: Hub) -> dict[str, Any]:
     response = await hub.http.get(f"{hub.url}/api/v0/schema/openapi.json")
@@ -54,8 +58,8 @@ async def test_every_operation_is_described_with_the_seeds_codes_and_bodies(hub:
     for method, path, operation_id, success, body, errors in OPERATIONS:
         operation = paths[path][method]
         assert operation["operationId"] == operation_id
-        assert set(operation["responses"]) == {success, *errors}, operation_id
-        for status in errors:
+        assert set(operation["responses"]) == {success, *errors, *GUARD}, operation_id
+        for status in {*errors, *GUARD}:
             error = operation["responses"][status]["content"]["application/json"]["schema"]
             assert error == {"$ref": "#/components/schemas/SeedStatus"}, (operation_id, status)
         if body is not None:
@@ -132,3 +136,55 @@ async def test_every_internal_route_and_no_ocpi_route_is_described(hub: Hub) -> 
     assert len(routed) > 20
     assert routed <= described
     assert not [path for _, path in described if path.startswith("/ocpi")]
+
+
+async def test_every_operation_has_an_explicit_id_its_errors_and_the_bearer_scheme(hub: Hub) -> None:
+    document = await schema(hub)
+    assert document["components"]["securitySchemes"]["adminToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "OCPI_HUB_ADMIN_TOKEN; while it is unset, only loopback clients are served",
+    }
+    operations = [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+    ]
+    ids = [operation["operationId"] for _, _, operation in operations]
+    assert len(ids) == len(set(ids))
+    # Litestar's generated ids are PascalCase route names (ApiV0PartnersListPartners): ours are camelCase.
+    assert [i for i in ids if not re.fullmatch(r"[a-z][A-Za-z0-9]+", i)] == []
+    for method, path, operation in operations:
+        if path in ("/health", "/ready"):  # for load balancers: no guard, nothing to refuse
+            assert "security" not in operation, path
+            continue
+        assert operation["security"] == [{"adminToken": []}], (method, path)
+        errors = {status for status in operation["responses"] if status.startswith(("4", "5"))}
+        assert errors >= GUARD, (method, path)
+        for status in errors:
+            body = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/SeedStatus"}, (method, path, status)
+
+
+async def test_the_document_and_its_viewer_are_offline_and_behind_the_guard(hub_factory: HubFactory) -> None:
+    hub = await hub_factory(admin_token="s3cret", push_worker=False)
+    for path in ("/api/v0/schema", "/api/v0/schema/openapi.json", "/api/v0/schema/swagger", "/status"):
+        refused = await hub.http.get(f"{hub.url}{path}")
+        assert refused.status_code == 401, path
+        assert refused.json()["status"] == "Unauthorized"
+    bearer = {"Authorization": "Bearer s3cret"}
+    document = await hub.http.get(f"{hub.url}/api/v0/schema/openapi.json", headers=bearer)
+    assert document.status_code == 200
+    assert document.json()["paths"]["/api/v0/partners"]["get"]["operationId"] == "listPartners"
+    viewer = await hub.http.get(f"{hub.url}/api/v0/schema", headers=bearer)
+    assert viewer.status_code == 200
+    assert viewer.headers["content-type"].startswith("text/html")
+    assert "<td>listPartners</td>" in viewer.text
+    assert "/api/v0/schema/openapi.json" in viewer.text
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", viewer.text)  # nothing fetched from elsewhere
+    page = await hub.http.get(f"{hub.url}/status", headers=bearer)
+    assert page.status_code == 200
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", page.text)
+    assert "<script" not in page.text
+    assert "s3cret" not in page.text

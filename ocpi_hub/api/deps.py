@@ -8,6 +8,7 @@ from datetime import datetime
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub.bell import Bell as _Bell
 from ocpi_hub.client import OcpiClient
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
 from ocpi_hub.settings import Settings
@@ -22,3 +23,4 @@ Config = NamedDependency[Settings]
 Clock = NamedDependency[Callable[[], datetime]]
 Version = NamedDependency[str]  # the OCPI version of the router the request came through
 Modules = NamedDependency[ModuleList]
+Bell = NamedDependency[_Bell]  # rung when a command was received (long polls)

@@ -3,16 +3,33 @@
 Importing this package registers every table on `Base.metadata` (alembic compares against it).
 """
 
-from ocpi_hub.db import certificates, chargestations, deliveries, locations, partners, sync_sources, tariffs, tokens
+from ocpi_hub.db import (
+    certificates,
+    chargestations,
+    commands,
+    deliveries,
+    health,
+    leases,
+    locations,
+    partners,
+    sessions,
+    sync_sources,
+    tariffs,
+    tokens,
+)
 from ocpi_hub.db.base import Base
 
 __all__ = [
     "Base",
     "certificates",
     "chargestations",
+    "commands",
     "deliveries",
+    "health",
+    "leases",
     "locations",
     "partners",
+    "sessions",
     "sync_sources",
     "tariffs",
     "tokens",
