@@ -3,7 +3,6 @@ the routes, the push worker and the scheduled sync; the routers; the one excepti
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -15,6 +14,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ocpi_hub import logs
 from ocpi_hub.api import boundary, health, schema, status
 from ocpi_hub.api.deps import ModuleList
 from ocpi_hub.api.internal import limits
@@ -97,10 +97,6 @@ INTERNAL_CONTROLLERS: list[type[Any]] = [
 ]
 
 
-# Loggers that would print SQL parameters, and so the partners' tokens we store, at DEBUG.
-SECRET_BEARING_LOGGERS = ("aiosqlite", "sqlalchemy.engine")
-
-
 def create_app(
     settings: Settings,
     *,
@@ -109,8 +105,7 @@ def create_app(
 ) -> Litestar:
     """The hub as an ASGI app. `transport` replaces the network for calls to partners (tests); `clock` is the one
     clock of the hub: every timestamp it writes or sends, and every wait of the push worker, reads it."""
-    for name in SECRET_BEARING_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logs.quiet_secret_loggers()  # they would print SQL parameters, and so the partners' tokens we store
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     freshness = Freshness(engine)

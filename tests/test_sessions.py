@@ -114,7 +114,7 @@ async def charge(hub: Hub, session_id: str = "S1") -> dict[str, Any]:
 
 def strict(body: Any, type_: type[Any]) -> Any:
     """What a receiver validating every field does: types, lengths, enums, no field it does not know."""
-    decoded = msgspec.convert(body, type_, strict=True, dec_hook=None)
+    decoded = msgspec.convert(body, type_, strict=True)
     assert msgspec.to_builtins(decoded) == body, "fields the spec does not define"
     return decoded
 

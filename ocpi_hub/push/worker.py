@@ -132,12 +132,18 @@ class PushWorker:
     async def _run(self) -> None:
         """Keep a task running for every partner we can call (on SQLite: while this process holds the worker's
         lease); answer expired commands."""
+        loop = asyncio.get_running_loop()
+        chores_due = loop.time()
         while True:
             self._wakeup.clear()
+            # Woken by every commit that queued deliveries: the writes below run once a poll, not once a change.
+            chores = loop.time() >= chores_due
             try:
-                await self._expire_commands()
+                if chores:
+                    chores_due = loop.time() + POLL_SECONDS
+                    await self._expire_commands()
                 async with self.sessions() as session:
-                    if self.exclusive:
+                    if self.exclusive and chores:
                         self._holding = await leases.take(
                             session, EXCLUSIVE_LEASE, self.holder, now=self.clock(), ttl=EXCLUSIVE_TTL
                         )

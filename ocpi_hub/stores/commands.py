@@ -23,11 +23,13 @@ from ocpi_hub.db.partners import Partner
 from ocpi_hub.ocpi import commands as ocpi
 from ocpi_hub.ocpi import locations as ocpi_locations
 from ocpi_hub.ocpi.common import DisplayText, StatusCode, json_encoder, to_utc
+from ocpi_hub.ocpi.sessions import Session
 from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.settings import Settings
 from ocpi_hub.stores.locations import find
 
 _response = msgspec.json.Decoder(ocpi.CommandResponse)
+_session = msgspec.json.Decoder(Session)
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,15 @@ async def receive(
                 return _refused(ocpi.CommandResponseType.UNKNOWN_SESSION, f"no session {body.session_id} of yours")
             if stored.status == "COMPLETED":
                 return _rejected(f"session {body.session_id} is already COMPLETED")
-            return_place = await _place(session, _field(stored.body, "location_id"), _field(stored.body, "evse_uid"))
-            values |= _where(return_place) if not isinstance(return_place, Answered) else {}
-            values |= {"session_id": stored.id, "country_code": stored.country_code, "party_id": stored.party_id}
+            running = _session.decode(stored.body)
+            values |= {
+                "session_id": stored.id,
+                "country_code": stored.country_code,
+                "party_id": stored.party_id,
+                "location_id": running.location_id,
+                "evse_uid": running.evse_uid,
+                "connector_id": running.connector_id,
+            }
         case ocpi.UnlockConnector():
             place = await _place(session, body.location_id, body.evse_uid, body.connector_id)
             if isinstance(place, Answered):
@@ -223,8 +231,3 @@ def _where(place: _Place) -> dict[str, object]:
         "evse_uid": place.evse.uid if place.evse else None,
         "connector_id": place.connector.id if place.connector else None,
     }
-
-
-def _field(body: bytes, name: str) -> str:
-    value: str = msgspec.json.decode(body)[name]
-    return value
