@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         if source is None:
             print("ocpi-hub sync: give --source or set OCPI_HUB_SYNC_SOURCE", file=sys.stderr)  # noqa: T201
             return 2
-        missing = _missing_sqlite_file(settings.database_url)
-        if missing is not None:
+        missing = _sqlite_file(settings.database_url)
+        if missing is not None and not missing.exists():
             # A sync into a database nobody serves reports success and changes nothing an eMSP sees.
             return _refuse(
                 f"OCPI_HUB_DATABASE_URL: no database at {missing}; point OCPI_HUB_DATABASE_URL at the hub's "
@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from ocpi_hub.db.migrate import upgrade
 
+    if (file := _sqlite_file(settings.database_url)) is not None and not file.parent.is_dir():
+        # Checked here rather than left to the driver: aiosqlite reports a failed open from its thread after our event
+        # loop has closed, and prints a traceback of its own.
+        return _refuse(f"OCPI_HUB_DATABASE_URL: cannot use the database (no folder {file.parent})")
     try:
         upgrade(settings.database_url)
     except (OperationalError, InterfaceError, OSError) as exc:
@@ -165,12 +169,12 @@ def shown_database(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _missing_sqlite_file(url: str) -> str | None:
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL, resolved; None for other databases and in-memory ones."""
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
         return None
-    path = Path(parsed.database).resolve()
-    return None if path.exists() else str(path)
+    return Path(parsed.database).resolve()
 
 
 def start_line(settings: Settings) -> str:
