@@ -1,8 +1,12 @@
 """The Locations Sender's per-process caches are exact: whatever changes, through the hub or through another
-connection (another process), is in the very next answer, and a revoked token is refused at once."""
+connection (another process), is in the very next answer, and a revoked token is refused at once. They are
+emptied only by changes of what they were read from (docs/ocpi.md §11): the push worker's bookkeeping leaves them,
+and concurrent requests for the same answer share one read."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,9 +14,14 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.db.partners import Partner
+from ocpi_hub.ocpi import locations as ocpi
+from ocpi_hub.stores import locations as store
 from tests.conftest import Hub, HubFactory
+from tests.fake_emsp import FakeEmsp
 from tests.test_locations_store import T1, evse, location
 from tests.test_ocpi_locations_sender import EMSP_TOKEN, LIST, ROLE, TWO_PARTIES, add, add_emsp, get, ids
+from tests.test_push_delivery import TOKEN, connect, deliveries, poll, put_location, set_status
+from tests.test_tariffs import put_tariff, tariff
 
 
 @pytest.fixture
@@ -89,3 +98,56 @@ async def test_a_kept_answer_is_only_given_to_the_same_question(
     now[0] += timedelta(seconds=1)
     assert (await get(hub, LIST)).json()["timestamp"] == "2026-11-21T10:00:01Z"
     assert (await hub.ocpi("GET", LIST, "unknown-token")).status_code == 401
+
+
+async def answers(hub: Hub, how: str, module: str = "locations") -> int:
+    """How many answers of `module` the hub made `how` (kept, shared, read), from its metrics."""
+    text = (await hub.http.get(f"{hub.url}/metrics")).text
+    found = re.search(rf'^ocpi_hub_answers_total{{how="{how}",module="{module}"}} ([0-9.]+)$', text, re.MULTILINE)
+    return int(float(found[1])) if found else 0
+
+
+async def test_a_status_change_by_another_process_is_in_the_next_answer(
+    hub: Hub, reader: None, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await add(sessions, location(evse("E1"), id="L1"))
+    for _ in range(2):
+        assert (await get(hub, f"{LIST}/L1")).json()["data"]["evses"][0]["status"] == "AVAILABLE"
+    assert await answers(hub, "kept") == 1
+    async with sessions() as session:  # the tests' own engine: like another hub process on the database
+        await store.set_evse_status(session, "L1", "E1", ocpi.Status.CHARGING, now=T1 + timedelta(minutes=1))
+        await session.commit()
+    assert (await get(hub, f"{LIST}/L1")).json()["data"]["evses"][0]["status"] == "CHARGING"
+    assert (await get(hub, LIST)).json()["data"][0]["evses"][0]["status"] == "CHARGING"
+
+
+async def test_the_push_workers_bookkeeping_leaves_the_locations_answers_kept(hub: Hub, emsp: FakeEmsp) -> None:
+    """A delivery's commit (its state, the partner's health) changes nothing an answer is read from: the next
+    request is answered from the cache, where it was read again after every commit before issue 15."""
+    partner_id = await connect(hub, emsp)  # its token is agreed both ways: it crawls us too
+    await put_location(hub, "L1")
+    await poll(lambda: deliveries(hub, partner_id), lambda pending: not pending)
+    await set_status(hub, "L1", "E1", "CHARGING")
+    first = await hub.ocpi("GET", LIST, TOKEN)
+    assert first.json()["data"][0]["evses"][0]["status"] == "CHARGING"
+    read = await answers(hub, "read")
+    # The status change's PATCH reaches the eMSP, and the worker commits its bookkeeping.
+    await poll(lambda: deliveries(hub, partner_id), lambda pending: not pending)
+    await poll(lambda: asyncio.sleep(0, [r for r in emsp.requests if r.method == "PATCH"]), bool)
+    kept = await answers(hub, "kept")
+    assert (await hub.ocpi("GET", LIST, TOKEN)).json()["data"] == first.json()["data"]
+    assert (await answers(hub, "read"), await answers(hub, "kept")) == (read, kept + 1)
+
+
+async def test_a_tariff_change_leaves_the_locations_answers_kept(
+    hub: Hub, reader: None, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await add(sessions, location(evse("E1"), id="L1"))
+    await get(hub, LIST)
+    read = await answers(hub, "read")
+    assert (await get(hub, "/ocpi/2.2.1/tariffs")).status_code == 200
+    response = await put_tariff(hub, tariff())
+    assert response.status_code in (200, 201), response.text
+    assert len((await get(hub, "/ocpi/2.2.1/tariffs")).json()["data"]) == 1
+    await get(hub, LIST)
+    assert await answers(hub, "read") == read

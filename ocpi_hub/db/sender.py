@@ -1,9 +1,19 @@
-"""What every Sender list reads from its module's tables (docs/ocpi.md §1.7): a page and one object."""
+"""What every Sender list reads from its module's tables (docs/ocpi.md §1.7): a page and one object, and how they
+can be read at once on a SQLite database (LoopReader)."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.expression import ClauseElement
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,3 +37,37 @@ class Document:
     country_code: str
     party_id: str
     reader: tuple[str, str] | None = None
+
+
+# A read of one statement at once, on the event loop's own SQLite connection: its rows, or None when it could not
+# be read there (then read through the session as usual).
+ReadNow = Callable[[ClauseElement, Mapping[str, Any]], list[tuple[Any, ...]] | None]
+
+_SQLITE = sqlite.dialect(paramstyle="named")
+
+
+class LoopReader:
+    """Reads on a SQLite connection of the event loop's own, without the thread hand-offs of aiosqlite (four per
+    read: begin, execute, fetch, rollback) or SQLAlchemy's execution path. A page of Locations is one range read on
+    the primary key of ~160 kB from SQLite's page cache, about 0.1 ms: cheaper than those hand-offs, so it is not
+    worth moving off the loop (bench/crawl_under_writes.py). SQLite in WAL mode never makes a reader wait for a
+    writer; when it would have to wait anyway (busy: no timeout is set), the read is left to the session.
+
+    The connection is the freshness connection (ocpi_hub.db.freshness), which never writes. Each statement is its
+    own read transaction: one statement per answer, so an answer is one snapshot."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._compiled: dict[ClauseElement, tuple[str, dict[str, Any]]] = {}
+
+    def __call__(self, statement: ClauseElement, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
+        compiled = self._compiled.get(statement)
+        if compiled is None:  # statements are built once (functools.cache), so this is once per shape
+            sql = statement.compile(dialect=_SQLITE)
+            compiled = self._compiled[statement] = (str(sql), dict(sql.params))
+        sql_text, defaults = compiled
+        try:
+            return self._connection.execute(sql_text, defaults | dict(parameters)).fetchall()
+        except sqlite3.Error:
+            log.debug("read on the loop's SQLite connection failed; read through the session", exc_info=True)
+            return None

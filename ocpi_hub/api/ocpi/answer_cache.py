@@ -1,12 +1,19 @@
 """The answer cache of the /ocpi Sender interfaces: whole answers, kept for the next request that asks the same
-question, for every module's list and object GETs.
+question, for every module's list and object GETs (docs/ocpi.md §11).
 
 An answer is a function of the question and of the database: the URL (version, path, query string), the caller
 (authenticated before any answer is looked up, cached or not: ocpi_hub.api.ocpi.authentication), the routing
-headers (which narrow the data and are answered swapped) and what is stored. So a kept answer is valid for the same
-question until anything is committed, a revocation included: the cache asks the database's commit number
-(ocpi_hub.db.freshness) once per event-loop turn and empties itself when it moved. What changes by itself is made
-per request: the envelope's timestamp, and the request ids (added by transport.echo_request_ids).
+headers (which narrow the data and are answered swapped) and what is stored of the module's kind and of the
+partners (whose roles shape the answer). So a kept answer is valid for the same question until one of those two
+kinds changes: the cache asks the change counters (ocpi_hub.db.freshness) once per event-loop turn and empties a
+module's answers when its counters moved. A status change empties the Locations answers, never the Tariffs'; the
+push worker's bookkeeping empties nothing. What changes by itself is made per request: the envelope's timestamp,
+and the request ids (added by transport.echo_request_ids).
+
+Concurrent requests that miss the same question under the same counters share one read (single flight): the
+first reads, the others wait for its answer, which is exact for them as a kept answer would be (nothing of its
+kinds was committed between their questions). A read that fails is not shared: each waiter then reads for itself,
+so an error is never handed to another request.
 
 A kept answer is an ASGI app: Litestar sends what a handler returns as is when it is one, which spares converting
 a Response, header by header, on every request (bench/locations_bench.py).
@@ -14,14 +21,17 @@ a Response, header by header, on every request (bench/locations_bench.py).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Generic, TypeVar
 
 from litestar.types import Receive, Scope, Send
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ocpi_hub.api.ocpi.transport import enveloped
-from ocpi_hub.db.freshness import Freshness
+from ocpi_hub.db.freshness import Freshness, Kind, Versions
 from ocpi_hub.db.partners import Partner
 from ocpi_hub.ocpi.common import json_encoder
 
@@ -42,25 +52,45 @@ def question(scope: Scope, partner_id: int) -> tuple[object, ...]:
 
 
 class ReadCache(Generic[K, V]):
-    """A bounded map whose entries are valid only while the database's commit number stays what it was when they
-    were read: a request asks the number once, and any commit anywhere since empties the map, so a kept value never
-    hides a change from the next request. Without a number (an in-memory database) it keeps nothing."""
+    """A bounded map whose entries are valid only while the counters of the kinds it `depends` on stay what they
+    were when the entries were read: a request asks the counters once, and a change of one of those kinds
+    committed since empties the map, so a kept value never hides a change from the next request. Without counters
+    (an in-memory database) it keeps nothing."""
 
-    def __init__(self, *, max_entries: int) -> None:
+    def __init__(self, *, max_entries: int, depends: Iterable[Kind]) -> None:
         self._max_entries = max_entries
-        self._version: int | None = None
+        self._depends = tuple(depends)
+        self._asked: Versions | None = None  # the last counters seen, and what they say of our kinds
+        self._version_of_asked: tuple[int, ...] | None = None
+        self._version: tuple[int, ...] | None = None  # what the kept entries were read under
         self._entries: dict[K, V] = {}
+        self.hits = 0  # answers given from the map (for the metric and the tests)
 
-    def get(self, key: K, version: int | None) -> V | None:
+    def version(self, seen: Versions | None) -> tuple[int, ...] | None:
+        """What `seen` says of the kinds this cache depends on (None: cannot tell)."""
+        if seen is None:
+            return None
+        if seen is not self._asked:  # one Versions object serves a turn of the loop: computed once per turn
+            self._asked, self._version_of_asked = seen, tuple(seen[kind] for kind in self._depends)
+        return self._version_of_asked
+
+    def get(self, key: K, seen: Versions | None) -> V | None:
+        version = self.version(seen)
         if version != self._version:
             self._entries.clear()
             self._version = version
-        return None if version is None else self._entries.get(key)
+        if version is None:
+            return None
+        value = self._entries.get(key)
+        if value is not None:
+            self.hits += 1
+        return value
 
-    def put(self, key: K, value: V, *, seen: int | None) -> None:
-        """Keep `value`, read from the database after the number `seen` was asked."""
-        if seen is None or seen != self._version:
-            return  # a commit was seen while we read: the value may already be stale
+    def put(self, key: K, value: V, *, seen: Versions | None) -> None:
+        """Keep `value`, read from the database after the counters `seen` were asked."""
+        version = self.version(seen)
+        if version is None or version != self._version:
+            return  # a change was seen while we read: the value may already be stale
         if len(self._entries) >= self._max_entries:
             self._entries.pop(next(iter(self._entries)))  # oldest first: crawls move on, they rarely come back
         self._entries[key] = value
@@ -87,22 +117,89 @@ class Answer:
         await send({"type": "http.response.body", "body": self._body, "more_body": False})
 
 
-class AnswerCache:
-    """Answers and authenticated callers, exact per process (see the module docstring)."""
+class Answers:
+    """One module's kept answers, and the reads in flight (single flight)."""
+
+    def __init__(self, kind: Kind) -> None:
+        # Pages are ~160 kB: 64 of them per module. The partners' roles shape the answers (routing headers, the
+        # parties whose Sessions a caller reads), so a partners change empties them too.
+        self.kept: ReadCache[tuple[object, ...], Answer] = ReadCache(max_entries=64, depends=(kind, Kind.PARTNERS))
+        self._flights: dict[tuple[object, ...], tuple[tuple[int, ...], asyncio.Future[Answer | None]]] = {}
+        self.shared = 0  # answers a request got from another's read in flight
+        self.reads = 0  # answers read from the database
+
+    async def answer(
+        self, key: tuple[object, ...], seen: Versions | None, make: Callable[[], Awaitable[Answer]]
+    ) -> Answer:
+        """The kept answer to `key`, the one being read for it under the same counters, or a new one made (and kept
+        unless a change was seen meanwhile)."""
+        answer = self.kept.get(key, seen)
+        if answer is not None:
+            return answer
+        version = self.kept.version(seen)
+        if version is None:
+            self.reads += 1
+            return await make()
+        flight = self._flights.get(key)
+        if flight is not None and flight[0] == version:
+            # Shielded: a waiter that goes away must not cancel the read the others wait for.
+            shared = await asyncio.shield(flight[1])
+            if shared is not None:
+                self.shared += 1
+                return shared
+            return await self._read(key, seen, version, make)  # the read failed: read for ourselves
+        return await self._read(key, seen, version, make)
+
+    async def _read(
+        self,
+        key: tuple[object, ...],
+        seen: Versions | None,
+        version: tuple[int, ...],
+        make: Callable[[], Awaitable[Answer]],
+    ) -> Answer:
+        future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
+        flight = (version, future)
+        self._flights[key] = flight
+        answer: Answer | None = None
+        try:
+            self.reads += 1
+            answer = await make()
+            self.kept.put(key, answer, seen=seen)
+            return answer
+        finally:
+            # None (never an exception) for a read that failed or was cancelled: the waiters read for themselves.
+            future.set_result(answer)
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+
+class AnswerCache(Collector):
+    """Answers per module and authenticated callers, exact per process (see the module docstring). Its counts
+    are the `ocpi_hub_answers` metric (docs/operations.md §2.2)."""
 
     def __init__(self, freshness: Freshness) -> None:
         self.freshness = freshness
-        self.answers: ReadCache[tuple[object, ...], Answer] = ReadCache(max_entries=64)  # a page is ~160 kB
-        # Authorization header → (partner, the token as presented), for ocpi_hub.api.ocpi.authentication.
-        self.callers: ReadCache[bytes, tuple[Partner, str]] = ReadCache(max_entries=1024)
+        self._modules: dict[str, Answers] = {}
+        # Authorization header → (partner, the token as presented), for ocpi_hub.api.ocpi.authentication: valid
+        # while no partner changed (a revocation, a suspension, a new token).
+        self.callers: ReadCache[bytes, tuple[Partner, str]] = ReadCache(max_entries=1024, depends=(Kind.PARTNERS,))
 
-    async def version(self) -> int | None:
+    async def version(self) -> Versions | None:
         return await self.freshness.version()
 
-    async def answer(self, key: tuple[object, ...], seen: int | None, make: Callable[[], Awaitable[Answer]]) -> Answer:
-        """The kept answer to `key`, or a new one made (and kept unless a commit was seen meanwhile)."""
-        answer = self.answers.get(key, seen)
-        if answer is None:
-            answer = await make()
-            self.answers.put(key, answer, seen=seen)
-        return answer
+    def module(self, module: str, kind: Kind) -> Answers:
+        """The answers of `module` (the same for every OCPI version), read from data of `kind`."""
+        return self._modules.setdefault(module, Answers(kind))
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "ocpi_hub_answers",
+            "OCPI Sender answers by module and how they were made: kept (from the answer cache), shared (another "
+            "request's read in flight), read (from the database)",
+            labels=("module", "how"),
+        )
+        for module, answers in sorted(self._modules.items()):
+            family.add_metric([module, "kept"], answers.kept.hits)
+            family.add_metric([module, "shared"], answers.shared)
+            family.add_metric([module, "read"], answers.reads)
+        return [family]

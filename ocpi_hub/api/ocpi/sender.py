@@ -25,6 +25,7 @@ from ocpi_hub.api.ocpi import paging
 from ocpi_hub.api.ocpi.answer_cache import Answer, AnswerCache, question
 from ocpi_hub.api.ocpi.authentication import caller
 from ocpi_hub.api.ocpi.transport import AnyRequest, addressed_party, routing_headers
+from ocpi_hub.db.freshness import Kind
 from ocpi_hub.db.sender import Document, PageQuery
 from ocpi_hub.ocpi import locations
 from ocpi_hub.ocpi.common import StatusCode, json_encoder
@@ -32,6 +33,14 @@ from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.settings import Settings
 
 _decode = msgspec.json.Decoder().decode
+
+# What each module's answers are read from: a change of that kind empties its kept answers, and no other does.
+_KINDS = {
+    ModuleID.LOCATIONS: Kind.LOCATIONS,
+    ModuleID.TARIFFS: Kind.TARIFFS,
+    ModuleID.SESSIONS: Kind.SESSIONS,
+    ModuleID.CDRS: Kind.CDRS,
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,10 @@ class SenderModule:
     nested: bool = False  # Locations: EVSEs and Connectors have object GETs of their own
     # Sessions, CDRs: each object is the token owner's, and only that eMSP sees it (docs/cpo-modules.md §1).
     private: bool = False
+    # The same reads at once on SQLite (ocpi_hub.db.sender.LoopReader), where the module has them; None from them
+    # means "not read": read through a session.
+    page_now: Callable[..., tuple[int, list[bytes]] | None] | None = None  # (read, PageQuery, *, version)
+    document_now: Callable[..., list[Document] | None] | None = None  # (read, object id, *, version)
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,8 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
 
     They take no dependencies but the request: resolving dependencies per request cost half of the list's
     throughput (bench/locations_bench.py); what they need is bound here."""
-    settings, sessions, cache = context.settings, context.sessions, context.cache
+    settings, sessions = context.settings, context.sessions
+    answers = context.cache.module(spec.module, _KINDS[spec.module])
     url = f"{settings.public_url}/ocpi/{version}/{spec.module}"
 
     async def cached(request: AnyRequest, make: Callable[[], Awaitable[tuple[bytes, dict[str, str]]]]) -> Answer:
@@ -71,12 +85,29 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
             data, headers = await make()
             return Answer(data, headers | routing_headers(request, settings, who.party), context.clock)
 
-        return await cache.answer(question(request.scope, who.partner.id), who.seen, answer)
+        return await answers.answer(question(request.scope, who.partner.id), who.seen, answer)
+
+    async def read_page(query: PageQuery) -> tuple[int, list[bytes]]:
+        read = context.cache.freshness.read_now
+        if read is not None and spec.page_now is not None:
+            page = spec.page_now(read, query, version=version)
+            if page is not None:
+                return page
+        async with sessions() as session:
+            return await spec.page(session, query, version=version)
+
+    async def read_document(object_id: str) -> Document | None:
+        read = context.cache.freshness.read_now
+        if read is not None and spec.document_now is not None:
+            documents = spec.document_now(read, object_id, version=version)
+            if documents is not None:
+                return documents[0] if documents else None
+        async with sessions() as session:
+            return await spec.document(session, object_id, version=version)
 
     async def document(request: AnyRequest, object_id: str) -> Document:
         party = addressed_party(request, settings)
-        async with sessions() as session:
-            found = await spec.document(session, object_id, version=version)
+        found = await read_document(object_id)
         hidden = spec.private and found is not None and found.reader not in caller(request).parties
         if found is None or hidden or party not in (None, (found.country_code, found.party_id)):
             raise errors.NotFound(f"unknown {spec.what} {object_id}", ocpi_status=spec.unknown)
@@ -99,8 +130,7 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
             party = addressed_party(request, settings)
             readers = caller(request).parties if spec.private else None
             query = PageQuery(asked.offset, asked.limit, asked.date_from, asked.date_to, party, readers)
-            async with sessions() as session:
-                total, bodies = await spec.page(session, query, version=version)
+            total, bodies = await read_page(query)
             headers = paging.page_headers(
                 params, asked, total=total, returned=len(bodies), cap=settings.page_limit, url=url
             )

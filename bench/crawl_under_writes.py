@@ -1,0 +1,406 @@
+"""Benchmark of the Locations crawl while EVSE statuses change and are pushed (issue 15, README "Benchmarks").
+
+    python bench/crawl_under_writes.py [--database-url URL] [--rates 0,5,50] [--rounds 3] [--duration 6]
+
+In one run, on one machine:
+1. Starts 3 fake eMSPs (push_bench's receivers: minimal ASGI apps under uvicorn, each in its own process, counting
+   the PATCHes they get), loads 10,000 Locations of 4 EVSEs with 2 Connectors each (locations_bench.prepare; a
+   database already holding them is reused) and registers the 3 eMSPs as partners with a locations RECEIVER
+   endpoint (their URLs are rewritten on every run), besides the crawling eMSP of locations_bench.
+2. Saves the hub's answers to the first page (offset 0), the deep page (offset N-50) and one Location, and serves
+   them from a bare ASGI app: the ceiling.
+3. Per round: the ceiling under wrk (-t2 -c32 by default), then the hub (uvicorn, uvloop, httptools, one worker,
+   its push worker running in the same process) for each rate of status changes: a writer in this process sends
+   `POST /api/v0/location/{id}/evse/{uid}/status` at that fixed rate (open loop, to random EVSEs, alternating
+   CHARGING and AVAILABLE) for as long as wrk loads each target. The server is pinned to CPU 0 and wrk to CPU 1
+   when `taskset` exists; the writer and the receivers share the machine.
+4. Prints per rate and target the medians of requests/s, p50 and p99, the medians of the per-round shares of the
+   ceiling, the writer's achieved rate and latency (p50/p99), and the pushes delivered against those expected.
+5. One request at a time (wrk -t1 -c1), the hub idle: a cached page, and pages that must be read from the database
+   (a Lua script walks 200 distinct offsets, more than the answer cache keeps, so every request misses).
+
+Targets (issue 15): first and deep page >= 60% of the ceiling at every rate, deep p50 <= 1.1 x the first's, the
+single GET >= 50% of its ceiling, a page read from the database <= 0.5 ms p50 on SQLite.
+"""
+
+# ruff: noqa: T201 - a benchmark prints its figures
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import uvicorn
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).parent))
+import locations_bench as lb
+import push_bench
+
+from ocpi_hub.db.engine import create_engine, session_factory
+from ocpi_hub.db.partners import Initiator, Partner, PartnerState
+from ocpi_hub.ocpi.versions import Endpoint
+
+RECEIVERS = 3
+RECEIVER_TOKEN = "crawl-bench-receiver-{}"
+AUTH = "Authorization: Token " + base64.b64encode(lb.TOKEN.encode()).decode()
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+# --- Setup -------------------------------------------------------------------------------------------------------
+
+
+async def register_receivers(database_url: str, urls: list[str]) -> None:
+    """The 3 pushed-to eMSPs, added once and pointed at this run's receivers."""
+    engine = create_engine(database_url)
+    async with session_factory(engine)() as session:
+        now = datetime.now(UTC)
+        for i, url in enumerate(urls):
+            token = RECEIVER_TOKEN.format(i)
+            partner = (await session.execute(select(Partner).where(Partner.token == token))).scalar_one_or_none()
+            if partner is None:
+                partner = Partner(
+                    state=PartnerState.REGISTERED,
+                    initiator=Initiator.HUB,
+                    token_hash=None,
+                    token=token,
+                    send_base64=True,
+                    version="2.2.1",
+                    roles=[
+                        {"role": "EMSP", "country_code": "DE", "party_id": f"RC{i}", "business_details": {"name": "R"}}
+                    ],
+                    created_at=now,
+                )
+                session.add(partner)
+            partner.versions_url = f"{url}/versions"
+            partner.endpoints = [Endpoint(identifier="locations", role="RECEIVER", url=f"{url}/2.2.1/locations")]
+            partner.updated_at = now
+        await session.commit()
+    await engine.dispose()
+
+
+@contextmanager
+def receivers() -> Iterator[list[str]]:
+    processes, urls = push_bench.start_receivers()
+    try:
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+
+
+def serve_saved(saved_file: Path, port: int) -> None:
+    """The ceiling: a bare ASGI app answering each saved answer, by path and query string, with its headers."""
+    answers = {}
+    for target, saved in json.loads(saved_file.read_text()).items():
+        body = base64.b64decode(saved["body"])
+        headers = [(k.encode(), v.encode()) for k, v in saved["headers"]]
+        headers.append((b"content-length", str(len(body)).encode()))
+        answers[target] = (
+            {"type": "http.response.start", "status": 200, "headers": headers},
+            {"type": "http.response.body", "body": body},
+        )
+
+    first = next(iter(answers.values()))  # for any other question (the readiness probe)
+
+    async def app(scope: lb.Scope, receive: lb.Receive, send: lb.Send) -> None:
+        if scope["type"] != "http":
+            return
+        query = scope["query_string"].decode()
+        start, body = answers.get(scope["path"] + ("?" + query if query else ""), first)
+        await send(start)
+        await send(body)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, **lb.SERVER)  # type: ignore[arg-type]
+
+
+def save_answers(base: str, targets: dict[str, str], path: Path) -> None:
+    saved = {}
+    skip = {"date", "server", "content-length", "x-request-id", "x-correlation-id"}
+    for target in targets.values():
+        response = httpx.get(base + target, headers={"Authorization": AUTH.partition(": ")[2]})
+        response.raise_for_status()
+        saved[target] = {
+            "body": base64.b64encode(response.content).decode(),
+            "headers": [(k, v) for k, v in response.headers.items() if k not in skip],
+        }
+    path.write_text(json.dumps(saved))
+
+
+@contextmanager
+def server(*args: str) -> Iterator[tuple[str, int]]:
+    """This script serving `args` in a subprocess pinned to CPU 0; yields its base URL and process id."""
+    port = lb.free_port()
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    process = subprocess.Popen([*pin, sys.executable, __file__, *args, "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None:
+                    raise SystemExit(f"server {args[0]} stopped") from None
+                time.sleep(0.1)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+# --- Load --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def wrk(url: str, *, duration: int, threads: int, connections: int, script: Path | None = None) -> Measure:
+    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
+    # A 10 s timeout: a hub that falls far behind still has its latency measured rather than its requests dropped.
+    command = [*pin, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
+    command += ["-H", AUTH]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in out or re.search(r"Socket errors: connect [1-9]|read [1-9]|write [1-9]", out):
+        raise SystemExit(f"wrk saw errors on {url}:\n{out}")
+    if timeouts := re.search(r"timeout ([0-9]+)", out):
+        print(f"  {timeouts[1]} requests timed out (10 s) on {url}", flush=True)
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        assert match is not None, out
+        return float(match[1]) * _UNIT_MS[match[2]]
+
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    assert rps is not None, out
+    return Measure(float(rps[1]), latency("50"), latency("99"))
+
+
+@dataclass
+class Writer:
+    """Status changes through the internal API at a fixed rate (open loop: late requests do not lower the rate
+    asked, they pile up), on a thread of its own with its own event loop."""
+
+    base: str
+    rate: float
+    locations: int
+    latencies_ms: list[float] = field(default_factory=list)
+    failures: int = 0
+    elapsed: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.rate > 0:
+            self._thread = threading.Thread(target=lambda: asyncio.run(self._run()))
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    async def _run(self) -> None:
+        statuses = ("CHARGING", "AVAILABLE")
+        pending: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
+
+            async def change(i: int) -> None:
+                n, e = random.randint(1, self.locations), random.randint(1, 4)
+                began = time.monotonic()
+                try:
+                    response = await http.post(
+                        f"/api/v0/location/LOC{n:06d}/evse/{n}-{e}/status", json={"status": statuses[i % 2]}
+                    )
+                except httpx.TransportError:  # a timeout (30 s) or the server went away: a failure
+                    self.failures += 1
+                    return
+                if response.status_code == 200:
+                    self.latencies_ms.append((time.monotonic() - began) * 1000)
+                else:
+                    self.failures += 1
+
+            start = time.monotonic()
+            i = 0
+            while not self._stop.is_set():
+                due = start + i / self.rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                task = asyncio.create_task(change(i))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                i += 1
+            self.elapsed = time.monotonic() - start
+            await asyncio.gather(*pending)
+
+    @property
+    def achieved(self) -> float:
+        return len(self.latencies_ms) / self.elapsed if self.elapsed else 0.0
+
+
+def pushes_received(urls: list[str]) -> int:
+    return sum(int(httpx.get(f"{url}/count").text) for url in urls)
+
+
+MISS_SCRIPT = """
+counter = 0
+request = function()
+  local path = "/ocpi/2.2.1/locations?limit=50&offset=" .. (counter % 200) * 50
+  counter = counter + 1
+  return wrk.format(nil, path)
+end
+"""
+
+
+def run(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    workdir = Path(tempfile.mkdtemp(prefix="ocpi-crawl-bench-"))
+    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    rates = [float(r) for r in args.rates.split(",")]
+    targets = {
+        "first page": f"/ocpi/2.2.1/locations?offset=0&limit={lb.PAGE}",
+        "deep page": f"/ocpi/2.2.1/locations?offset={args.locations - lb.PAGE}&limit={lb.PAGE}",
+        "one location": f"/ocpi/2.2.1/locations/LOC{args.locations // 2:06d}",
+    }
+    load = {"duration": args.duration, "threads": args.threads, "connections": args.connections}
+    ceiling: dict[str, list[Measure]] = {t: [] for t in targets}
+    hub: dict[tuple[float, str], list[Measure]] = {(r, t): [] for r in rates for t in targets}
+    writers: dict[float, list[Writer]] = {r: [] for r in rates}
+    pushes: dict[float, list[tuple[int, int]]] = {r: [] for r in rates}  # (delivered in the window, expected)
+    saved = workdir / "saved.json"
+    with receivers() as urls:
+        asyncio.run(lb.prepare(database_url, args.locations))
+        asyncio.run(register_receivers(database_url, urls))
+        with server("serve-hub", database_url) as (base, _):
+            save_answers(base, targets, saved)
+        for round_ in range(1, args.rounds + 1):
+            with server("serve-saved", str(saved)) as (base, _):
+                for name, path in targets.items():
+                    wrk(base + path, **{**load, "duration": 1})  # warm-up
+                    ceiling[name].append(wrk(base + path, **load))
+            with server("serve-hub", database_url) as (base, _):
+                for rate in rates:
+                    writer = Writer(base, rate, args.locations)
+                    before = pushes_received(urls)
+                    writer.start()
+                    try:
+                        for name, path in targets.items():
+                            wrk(base + path, **{**load, "duration": 1})
+                            hub[rate, name].append(wrk(base + path, **load))
+                    finally:
+                        writer.stop()
+                    time.sleep(3)  # the last pushes of the window
+                    pushes[rate].append((pushes_received(urls) - before, len(writer.latencies_ms) * RECEIVERS))
+                    writers[rate].append(writer)
+            print(f"round {round_} of {args.rounds} done", flush=True)
+        with server("serve-hub", database_url) as (base, _):
+            script = workdir / "miss.lua"
+            script.write_text(MISS_SCRIPT)
+            one = {"duration": args.duration, "threads": 1, "connections": 1}
+            wrk(base + targets["first page"], **{**one, "duration": 1})
+            cached = wrk(base + targets["first page"], **one)
+            wrk(base + "/", **{**one, "duration": 1}, script=script)
+            missed = wrk(base + "/", **one, script=script)
+    report(args, rates, targets, ceiling, hub, writers, pushes)
+    print(
+        f"\none request at a time, idle: cached first page p50 {cached.p50_ms:.2f} ms ({cached.rps:.0f}/s); "
+        f"a page read from the database p50 {missed.p50_ms:.2f} ms, p99 {missed.p99_ms:.2f} ms ({missed.rps:.0f}/s); "
+        "target <= 0.5 ms on SQLite"
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    rates: list[float],
+    targets: dict[str, str],
+    ceiling: dict[str, list[Measure]],
+    hub: dict[tuple[float, str], list[Measure]],
+    writers: dict[float, list[Writer]],
+    pushes: dict[float, list[tuple[int, int]]],
+) -> None:
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    print(
+        f"\n{args.locations} locations x 4 EVSEs x 2 connectors, pages of {lb.PAGE}, wrk -t{args.threads} "
+        f"-c{args.connections}, {args.rounds} rounds of {args.duration} s, 3 receiving eMSPs; medians "
+        "(share: median of the per-round ratios to the ceiling)"
+    )
+    print(f"{'changes/s':>9} {'target':<13} {'req/s':>8} {'share':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    for name in targets:
+        measures = ceiling[name]
+        print(
+            f"{'ceiling':>9} {name:<13} {med([m.rps for m in measures]):>8.0f} {'':>6} "
+            f"{med([m.p50_ms for m in measures]):>7.2f} {med([m.p99_ms for m in measures]):>7.2f}"
+        )
+    for rate in rates:
+        for name in targets:
+            measures = hub[rate, name]
+            share = med([m.rps / c.rps for m, c in zip(measures, ceiling[name], strict=True)])
+            print(
+                f"{rate:>9g} {name:<13} {med([m.rps for m in measures]):>8.0f} {share:>6.1%} "
+                f"{med([m.p50_ms for m in measures]):>7.2f} {med([m.p99_ms for m in measures]):>7.2f}"
+            )
+        depth = med([d.p50_ms / f.p50_ms for d, f in zip(hub[rate, "deep page"], hub[rate, "first page"], strict=True)])
+        line = f"{'':>9} deep p50 / first p50: {depth:.2f}"
+        if rate > 0:
+            latencies = [ms for w in writers[rate] for ms in w.latencies_ms]
+            q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+            delivered = sum(d for d, _ in pushes[rate])
+            expected = sum(e for _, e in pushes[rate])
+            failures = sum(w.failures for w in writers[rate])
+            line += (
+                f"; writer {med([w.achieved for w in writers[rate]]):.1f}/s achieved, p50 {q[49]:.1f} ms, "
+                f"p99 {q[98]:.1f} ms, {failures} failed; pushes delivered {delivered} of {expected}"
+            )
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "serve-hub", "serve-saved"])
+    parser.add_argument("source", nargs="?", help="(serve-*) the database URL, or the saved answers")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--database-url", help="a scratch database (default: a new SQLite file)")
+    parser.add_argument("--locations", type=int, default=10_000)
+    parser.add_argument("--rates", default="0,5,50", help="status changes per second, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=6, help="seconds per measurement")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    match args.command:
+        case "serve-hub":
+            lb.serve_hub(args.source, args.port, None)
+        case "serve-saved":
+            serve_saved(Path(args.source), args.port)
+        case _:
+            run(args)
+
+
+if __name__ == "__main__":
+    main()
