@@ -6,6 +6,7 @@ Every call has the timeout of the httpx client it is given (`OCPI_HUB_HTTP_TIMEO
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ import msgspec
 
 from ocpi_hub.credentials_token import authorization_header
 from ocpi_hub.ocpi.common import Envelope, StatusCode
+from ocpi_hub.traffic import Answer, TrafficLog, current
 
 T = TypeVar("T")
 
@@ -79,8 +81,9 @@ def join_url(base: str, *segments: str) -> str:
 
 
 class OcpiClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, traffic: TrafficLog | None = None) -> None:
         self.http = http
+        self.traffic = traffic  # every call is told to it (docs/operations.md §7.2)
 
     def headers(self, token: str, *, send_base64: bool, routing: Routing | None = None) -> dict[str, str]:
         request_id = str(uuid.uuid4())
@@ -139,6 +142,7 @@ class OcpiClient:
             urlsplit(url).port  # noqa: B018
         except ValueError as exc:
             raise PartnerCallError(f"{what}: not a valid URL ({exc})", transient=False) from None
+        started = time.perf_counter()
         try:
             response = await self.http.request(
                 method,
@@ -148,8 +152,10 @@ class OcpiClient:
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.TimeoutException:
+            self._told(method, url, headers, started, content, None, None, "no answer within the timeout")
             raise PartnerCallError(f"{what}: no answer within the timeout", transient=True) from None
         except httpx.HTTPError as exc:
+            self._told(method, url, headers, started, content, None, None, f"{type(exc).__name__}: {exc}")
             raise PartnerCallError(f"{what}: {type(exc).__name__}: {exc}", transient=True) from None
         except httpx.InvalidURL as exc:  # a bad port or bracket in a URL a partner gave: asking again will not help
             raise PartnerCallError(f"{what}: not a valid URL ({exc})", transient=False) from None
@@ -158,6 +164,7 @@ class OcpiClient:
             not_an_envelope = ""
         except msgspec.DecodeError as exc:  # ValidationError included: JSON, but not shaped like an envelope
             envelope, not_an_envelope = None, str(exc) if response.content else "the body is empty"
+        self._told(method, url, headers, started, content, response, envelope)
         if not response.is_success:
             said = f" (status_code {envelope.status_code}{_colon(envelope.status_message)})" if envelope else ""
             transient = response.status_code >= 500 or response.status_code in (408, 429)
@@ -185,6 +192,37 @@ class OcpiClient:
                 status_message=trimmed(envelope.status_message),
             )
         return Answered(envelope.data, response.headers)
+
+    def _told(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        started: float,
+        content: bytes | None,
+        response: httpx.Response | None,
+        envelope: Envelope[Any] | None,
+        error: str | None = None,
+    ) -> None:
+        """The answer to the current Conversation (the push worker keeps it with a sent delivery), the call to the
+        traffic log (never its Authorization header: only the ids are read from `headers`)."""
+        http_status = None if response is None else response.status_code
+        ocpi_status = None if envelope is None else envelope.status_code
+        conversation = current()
+        if conversation is not None:
+            conversation.last = Answer(http_status, ocpi_status, headers.get("X-Request-ID"))
+        if self.traffic is not None:
+            self.traffic.outbound(
+                method,
+                url,
+                headers=headers,
+                elapsed=time.perf_counter() - started,
+                http_status=http_status,
+                ocpi_status=ocpi_status,
+                error=error,
+                request_body=content,
+                response_body=None if response is None else response.content,
+            )
 
     async def fetch(self, url: str, type_: type[T], *, token: str, send_base64: bool) -> T:
         """GET a configuration object (versions, version details, credentials) and validate its shape."""

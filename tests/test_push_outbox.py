@@ -154,7 +154,7 @@ async def test_the_listing_pages_and_its_errors(quiet_hub: Hub, emsp: FakeEmsp) 
     assert (delivery["location_id"], delivery["state"], delivery["attempts"]) == ("LOC1", "pending", 0)
 
     response = await hub.api("GET", f"/partners/{partner_id}/deliveries", params={"state": "lost"})
-    assert (response.status_code, response.json()["error"]) == (400, "state: 'lost' is not one of pending, dead")
+    assert (response.status_code, response.json()["error"]) == (400, "state: 'lost' is not one of pending, dead, sent")
     assert (await hub.api("GET", f"/partners/{partner_id}/deliveries", params={"limit": 0})).status_code == 400
     response = await hub.api("GET", f"/partners/{partner_id + 1}/deliveries")
     assert (response.status_code, response.json()["error"]) == (404, f"no partner with id {partner_id + 1}")

@@ -12,6 +12,7 @@ from typing import Any
 from ocpi_hub import logs
 from ocpi_hub.api.ocpi.transport import new_request_id
 from ocpi_hub.metrics import Metrics
+from ocpi_hub.traffic import TrafficLog
 
 log = logging.getLogger("ocpi_hub.requests")
 
@@ -25,8 +26,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405); templates start with /
 
 
-def observed(app: Any, metrics: Metrics) -> ASGIApp:
-    """`app` (Litestar's ASGI handler) wrapped so that every HTTP request is identified, logged and measured."""
+def observed(app: Any, metrics: Metrics, traffic: TrafficLog | None = None) -> ASGIApp:
+    """`app` (Litestar's ASGI handler) wrapped so that every HTTP request is identified, logged and measured, and
+    a partner's /ocpi requests told to the traffic log (docs/operations.md §7.2)."""
     inner: ASGIApp = app
 
     async def observe(scope: Scope, receive: Receive, send: Send) -> None:
@@ -38,11 +40,16 @@ def observed(app: Any, metrics: Metrics) -> ASGIApp:
         correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1") or request_id
         status = 500  # an answer never started is a failure of ours
         started = time.perf_counter()
+        watch = None
+        if traffic is not None:
+            watch, receive = traffic.watch(scope, receive)
 
         async def measured(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif watch is not None:
+                watch.sent(message)
             await send(message)
 
         with logs.serving(request_id, correlation_id):
@@ -55,5 +62,8 @@ def observed(app: Any, metrics: Metrics) -> ASGIApp:
                 metrics.requests.labels(method, route, str(status)).inc()
                 metrics.latency.labels(method, route).observe(elapsed)
                 log.debug("%s %s (%s) %s in %.1f ms", method, scope["path"], route, status, elapsed * 1000)
+                if watch is not None:
+                    watch.done(status, elapsed, request_id, correlation_id)
+                    watch.close()
 
     return observe

@@ -1,9 +1,10 @@
-"""A partner's pushes (the outbox, every module): what waits, what was given up (dead letters) and why, retrying
-those, and a resync (a PUT of every object of every module the partner receives)."""
+"""A partner's pushes (the outbox, every module): what waits, what was given up (dead letters) and why, what arrived
+lately (docs/operations.md §7.1), retrying the dead letters, and a resync (a PUT of every object of every module the
+partner receives)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import msgspec
@@ -13,9 +14,10 @@ from litestar.params import FromPath, QueryParameter
 from ocpi_hub import errors
 from ocpi_hub.api import deps
 from ocpi_hub.changes import Method
-from ocpi_hub.db import deliveries, partners
+from ocpi_hub.db import deliveries, partners, traffic
 from ocpi_hub.db.deliveries import DeliveryState, Listed
 from ocpi_hub.db.partners import Partner
+from ocpi_hub.db.traffic import SentListed
 from ocpi_hub.errors import seed_errors
 from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.push import outbox
@@ -26,8 +28,11 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 # `state` is a name Litestar reserves for the app state, so the parameter has another name in Python and is read
 # as a string: Litestar's own error would name the Python name.
 StateParam = Annotated[
-    str, QueryParameter(name="state", description="pending (waiting or retrying) or dead (given up)")
+    str,
+    QueryParameter(name="state", description="pending (waiting or retrying), dead (given up) or sent (arrived lately)"),
 ]
+SENT = "sent"  # not a state of the outbox: what arrived is kept elsewhere, for OCPI_HUB_SENT_RETENTION
+STATES = (*DeliveryState, SENT)
 
 
 class DeliveryView(msgspec.Struct, omit_defaults=True):
@@ -39,14 +44,18 @@ class DeliveryView(msgspec.Struct, omit_defaults=True):
     method: str  # PUT, PATCH, POST or DELETE
     state: str
     attempts: int
-    next_attempt_at: datetime
     first_enqueued_at: datetime
     revision: int  # changes of the object merged into this delivery
+    next_attempt_at: datetime | None = None  # pending and dead
     evse_uid: str | None = None
     connector_id: str | None = None
     location_id: str | None = None  # Locations: the object_id, under the name it had before other modules
     fields: list[str] | None = None  # PATCH: the fields sent (with last_updated)
     last_error: str | None = None
+    sent_at: datetime | None = None  # sent: when it arrived
+    http_status: int | None = None  # sent: the partner's answer to its last call (absent: nothing had to be sent)
+    ocpi_status: int | None = None
+    request_id: str | None = None  # sent: the X-Request-ID of that call, as in the traffic log
 
 
 class DeliveryList(msgspec.Struct):
@@ -79,6 +88,29 @@ def _view(d: Listed) -> DeliveryView:
     )
 
 
+def _sent_view(d: SentListed) -> DeliveryView:
+    return DeliveryView(
+        id=d.delivery_id,
+        module=d.module,
+        country_code=d.key.country_code,
+        party_id=d.key.party_id,
+        object_id=d.key.id,
+        location_id=d.key.id if d.module == ModuleID.LOCATIONS else None,
+        evse_uid=d.key.evse_uid or None,
+        connector_id=d.key.connector_id or None,
+        method=d.method,
+        fields=list(d.fields) if d.method == Method.PATCH else None,
+        state=SENT,
+        attempts=d.attempts,
+        first_enqueued_at=d.first_enqueued_at,
+        revision=d.revision,
+        sent_at=d.sent_at,
+        http_status=d.http_status,
+        ocpi_status=d.ocpi_status,
+        request_id=d.request_id,
+    )
+
+
 async def _partner(db: deps.Db, partner_id: int) -> Partner:
     partner = await partners.by_id(db, partner_id)
     if partner is None:
@@ -94,14 +126,21 @@ class DeliveriesController(Controller):
         self,
         partner_id: FromPath[int],
         db: deps.Db,
+        config: deps.Config,
+        now: deps.Clock,
         wanted: StateParam = DeliveryState.PENDING,
         offset: Offset = 0,
         limit: Limit = 100,
     ) -> DeliveryList:
-        """The partner's deliveries in `state`, in delivery order, with attempts, schedule and last error."""
-        if wanted not in set(DeliveryState):
-            raise errors.Invalid(f"state: {wanted!r} is not one of {', '.join(DeliveryState)}")
+        """The partner's deliveries in `state`: pending and dead ones in delivery order, with attempts, schedule
+        and last error; sent ones (kept OCPI_HUB_SENT_RETENTION seconds) newest first, with the partner's answer."""
+        if wanted not in STATES:
+            raise errors.Invalid(f"state: {wanted!r} is not one of {', '.join(STATES)}")
         await _partner(db, partner_id)
+        if wanted == SENT:
+            since = now() - timedelta(seconds=config.sent_retention)
+            total, sent = await traffic.sent_page(db, partner_id, since=since, offset=offset, limit=limit)
+            return DeliveryList(total=total, deliveries=[_sent_view(d) for d in sent])
         total, listed = await deliveries.page(db, partner_id, state=DeliveryState(wanted), offset=offset, limit=limit)
         return DeliveryList(total=total, deliveries=[_view(d) for d in listed])
 
