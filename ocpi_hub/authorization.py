@@ -32,6 +32,7 @@ from ocpi_hub.db import partners, tokens
 from ocpi_hub.ocpi import tokens as ocpi
 from ocpi_hub.ocpi.common import CiString36, DisplayText, OcpiStruct, StatusCode, to_utc
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
+from ocpi_hub.secret_key import Keyring, keyring_of
 from ocpi_hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,14 @@ def offline(token: ocpi.Token) -> Authorization:
     return local(token)
 
 
-async def emsp_of(session: AsyncSession, token: ocpi.Token) -> Emsp | None:
+async def emsp_of(session: AsyncSession, token: ocpi.Token, keyring: Keyring) -> Emsp | None:
     """The registered partner with a role of the token's party and a Tokens Sender endpoint, if there is one."""
     for partner in await partners.registered(session):
         url = partner.endpoint(ModuleID.TOKENS, InterfaceRole.SENDER)
         if partner.has_party(token.country_code, token.party_id) and url and partner.token:
-            return Emsp(url, partner.token, partner.send_base64)
+            ours = partners.outbound_token(partner, keyring)  # docs/operations.md §9
+            assert ours is not None
+            return Emsp(url, ours, partner.send_base64)
     return None
 
 
@@ -209,7 +212,7 @@ async def authorize(
             return None
         if not _asks(token):
             return local(token)
-        emsp = await emsp_of(session, token)
+        emsp = await emsp_of(session, token, keyring_of(settings))
     if emsp is None:
         log.warning(
             "no registered eMSP of %s/%s with a Tokens Sender endpoint to ask", token.country_code, token.party_id

@@ -1,15 +1,15 @@
 """Credentials tokens: how we issue them, store them and read them off a request (OCPI 2.2.1 §4.1.3, §7).
 
-Tokens that partners present to us are stored only as SHA-256 hashes: a token we issue carries 256 bits of
-entropy, so a fast hash is as good as a slow one, and it lets us look the caller up by an index. Tokens are
-never logged; nothing in this module logs.
+Tokens that partners present to us are stored only as hashes: a token we issue carries 256 bits of entropy, so a
+fast hash is as good as a slow one, and it lets us look the caller up by an index. `hash_token` is the bare SHA-256
+kept when no secret key is set; with one, ocpi_hub/secret_key.py keys it (docs/operations.md §9). Tokens are never
+logged; nothing in this module logs.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 
 
@@ -20,10 +20,6 @@ def issue_token() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def same_hash(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def presented_tokens(authorization: str | None) -> list[str]:

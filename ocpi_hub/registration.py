@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import errors
 from ocpi_hub.client import OcpiClient, PartnerCallError
-from ocpi_hub.credentials_token import hash_token, issue_token, same_hash
+from ocpi_hub.credentials_token import issue_token
 from ocpi_hub.db import partners
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
 from ocpi_hub.ocpi.common import BusinessDetails, Role, StatusCode
 from ocpi_hub.ocpi.credentials import Credentials, CredentialsRole
 from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, ModuleID, Version, VersionDetails
 from ocpi_hub.push import outbox
+from ocpi_hub.secret_key import PLAIN, Keyring, keyring_of
 from ocpi_hub.settings import Settings
 from ocpi_hub.urlcheck import UnsafeUrlError, check_partner_url
 
@@ -161,13 +162,14 @@ async def accept(
     them in one short transaction. The old token keeps working until this commits; if the partner's state or token
     changed meanwhile (a DELETE, a suspension, another POST or PUT), nothing changes."""
     roles = _roles(credentials, step="read credentials", status_code=StatusCode.INVALID_PARAMETERS)
+    keyring = keyring_of(settings)
     async with sessions() as session:
         before = await partners.by_id(session, partner_id)
     # Checked again here: the caller was authenticated a moment ago, from a read that may be older than this one.
     if (
         before is None
         or before.state not in (PartnerState.PENDING, PartnerState.REGISTERED)
-        or not same_hash(hash_token(presented_token), before.token_hash or "")
+        or not keyring.matches(presented_token, before.token_hash)
     ):
         raise _changed(before)
     # The URL in the body is a parameter of the request (2001); URLs in their version details are their API (3001).
@@ -188,13 +190,14 @@ async def accept(
         receiving = _receiving(partner)
         _apply(partner, discovery)
         partner.roles = roles
-        partner.token = credentials.token
-        partner.token_hash = hash_token(token_c)
+        partners.set_outbound_token(partner, credentials.token, keyring)
+        partner.token_hash = keyring.token_hash(token_c)
         partner.state = PartnerState.REGISTERED
         partner.updated_at = now
         if _receiving(partner) != receiving:  # newly registered, or pushes now go elsewhere or in another version
             await outbox.queue_everything(session, partner, now=now)
         await session.commit()
+        await partners.scrub(session)  # the replaced tokens
     return our_credentials(settings, token_c)
 
 
@@ -215,18 +218,21 @@ async def unregister(sessions: async_sessionmaker[AsyncSession], partner_id: int
         partner.token = None
         partner.updated_at = now
         await session.commit()
+        await partners.scrub(session)
 
 
 # --- The operator registers a partner (POST /api/v0/register) ----------------------------------------------
 
 
-async def add_pending(session: AsyncSession, token_a: str, *, registered: bool, now: datetime) -> Partner:
+async def add_pending(
+    session: AsyncSession, token_a: str, *, registered: bool, now: datetime, keyring: Keyring = PLAIN
+) -> Partner:
     """A token handed to a partner out of band: token A (PENDING), or a token agreed for everything (REGISTERED)."""
-    await _ensure_unused(session, token_a)
+    await _ensure_unused(session, token_a, keyring)
     partner = Partner(
         state=PartnerState.REGISTERED if registered else PartnerState.PENDING,
         initiator=Initiator.PARTNER,
-        token_hash=hash_token(token_a),
+        token_hash=keyring.token_hash(token_a),
         token=None,
         send_base64=True,
         roles=[],
@@ -255,9 +261,10 @@ async def register_with(
     it, no credentials POST. Otherwise: discover with their token A, POST our credentials with a new token B
     (which they use to GET our versions before answering), keep the token C they answer with.
     """
+    keyring = keyring_of(settings)
     async with sessions() as session:
         if already_registered:  # only then is their token also the one they present to us
-            await _ensure_unused(session, token)
+            await _ensure_unused(session, token, keyring)
         if await partners.by_versions_url(session, versions_url, state=PartnerState.REGISTERED):
             raise errors.Conflict(f"a registered partner already has the versions URL {versions_url}")
     # Their versions URL was given by the operator; what the partner answers is checked like any partner URL.
@@ -270,11 +277,12 @@ async def register_with(
         except PartnerCallError as exc:
             raise _failed("GET credentials", str(exc)) from None
         async with sessions() as session:
-            partner = _new_partner(Initiator.HUB, PartnerState.REGISTERED, hash_token(token), token, now)
+            partner = _new_partner(Initiator.HUB, PartnerState.REGISTERED, keyring.token_hash(token), now)
             _apply(partner, discovery)
             partner.roles = _roles(theirs, step="GET credentials", status_code=StatusCode.UNABLE_TO_USE_CLIENT_API)
             session.add(partner)
-            await session.flush()  # its id, for its deliveries
+            await session.flush()  # its id, for its deliveries and its sealed token
+            partners.set_outbound_token(partner, token, keyring)
             await outbox.queue_everything(session, partner, now=now)
             await session.commit()
             return partner
@@ -282,9 +290,11 @@ async def register_with(
     token_b = issue_token()
     async with sessions() as session:
         # Committed before the POST: the partner GETs our versions with token B before it answers.
-        pending = _new_partner(Initiator.HUB, PartnerState.PENDING, hash_token(token_b), token, now)
+        pending = _new_partner(Initiator.HUB, PartnerState.PENDING, keyring.token_hash(token_b), now)
         _apply(pending, discovery)
         session.add(pending)
+        await session.flush()  # its id, for its sealed token
+        partners.set_outbound_token(pending, token, keyring)
         await session.commit()
         partner_id = pending.id
     try:
@@ -309,22 +319,24 @@ async def register_with(
     async with sessions() as session:
         done = await partners.by_id(session, partner_id)
         assert done is not None
-        done.token = theirs.token
+        partners.set_outbound_token(done, theirs.token, keyring)
         done.versions_url = theirs.url
         done.roles = roles
         done.state = PartnerState.REGISTERED
         done.updated_at = now
         await outbox.queue_everything(session, done, now=now)
         await session.commit()
+        await partners.scrub(session)  # their token A
         return done
 
 
-def _new_partner(initiator: Initiator, state: PartnerState, token_hash: str, token: str, now: datetime) -> Partner:
+def _new_partner(initiator: Initiator, state: PartnerState, token_hash: str, now: datetime) -> Partner:
+    """Without the token we present to them: it is sealed to the row's id, known once the row is flushed."""
     return Partner(
         state=state,
         initiator=initiator,
         token_hash=token_hash,
-        token=token,
+        token=None,
         send_base64=True,
         roles=[],
         endpoints=[],
@@ -333,8 +345,8 @@ def _new_partner(initiator: Initiator, state: PartnerState, token_hash: str, tok
     )
 
 
-async def _ensure_unused(session: AsyncSession, token: str) -> None:
-    if await partners.by_presented_token(session, [token]) is not None:
+async def _ensure_unused(session: AsyncSession, token: str, keyring: Keyring) -> None:
+    if await partners.by_presented_token(session, [token], keyring) is not None:
         raise errors.Conflict("this token is already registered for a partner")
 
 
@@ -345,3 +357,4 @@ async def _forget(sessions: async_sessionmaker[AsyncSession], partner_id: int) -
         if partner is not None:
             await session.delete(partner)
             await session.commit()
+            await partners.scrub(session)

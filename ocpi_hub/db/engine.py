@@ -7,12 +7,14 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+BUSY_TIMEOUT = 30  # SQLite: seconds a connection waits for a lock before "database is locked"
+
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("postgresql://"):
         url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -24,6 +26,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # A replaced or revoked token is overwritten with zeros in the file, not left in a free page (docs/operations.md
+    # §9; the WAL is truncated after such a change by db.partners.scrub).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

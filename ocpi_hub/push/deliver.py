@@ -19,11 +19,13 @@ import msgspec
 
 from ocpi_hub.changes import Method
 from ocpi_hub.client import Answered, OcpiClient, PartnerCallError, Routing, join_url
+from ocpi_hub.db import partners
 from ocpi_hub.db.deliveries import Due
 from ocpi_hub.db.partners import Partner
 from ocpi_hub.ocpi import locations
 from ocpi_hub.ocpi.common import Role, to_utc
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
+from ocpi_hub.secret_key import Keyring
 
 _decode = msgspec.json.Decoder().decode
 _MODULES = frozenset(ModuleID)
@@ -41,7 +43,7 @@ class Receiver:
     party: tuple[str, str] | None  # OCPI-to: the partner's first EMSP role, else its first role
 
     @classmethod
-    def of(cls, partner: Partner) -> Receiver | None:
+    def of(cls, partner: Partner, keyring: Keyring) -> Receiver | None:
         """None when we cannot call the partner (no token, no version). A partner without any RECEIVER endpoint
         still receives what goes to URLs of its own (a CommandResult to its response_url)."""
         endpoints = {
@@ -49,11 +51,12 @@ class Receiver:
             for e in partner.endpoints
             if e.role == InterfaceRole.RECEIVER and e.identifier in _MODULES
         }
-        if partner.token is None or partner.version is None:
+        token = partners.outbound_token(partner, keyring)  # docs/operations.md §9
+        if token is None or partner.version is None:
             return None
         roles = sorted(partner.roles, key=lambda r: r.role != Role.EMSP)  # stable: first EMSP, else first
         party = (roles[0].country_code, roles[0].party_id) if roles else None
-        return cls(endpoints, partner.token, partner.send_base64, partner.version, party)
+        return cls(endpoints, token, partner.send_base64, partner.version, party)
 
 
 async def deliver(
