@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import String, Table, or_, update
+from sqlalchemy import String, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +56,12 @@ async def take(session: AsyncSession, name: str, holder: str, *, now: datetime, 
         .on_conflict_do_nothing(index_elements=[_t.c.name])
     )
     return bool(cast(Any, created).rowcount)
+
+
+async def holder_of(session: AsyncSession, name: str, *, now: datetime) -> str | None:
+    """Who holds the lease `name` now; None when it is free or expired."""
+    found = await session.execute(select(_t.c.holder).where(_t.c.name == name, _t.c.expires_at > now))
+    return found.scalar_one_or_none()
 
 
 async def release(session: AsyncSession, name: str, holder: str) -> None:

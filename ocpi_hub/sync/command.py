@@ -9,16 +9,19 @@ from tqdm import tqdm
 
 from ocpi_hub.db import leases
 from ocpi_hub.db.engine import create_engine, session_factory
+from ocpi_hub.db.sync_runs import Trigger
 from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.settings import Settings
-from ocpi_hub.sync.run import SyncReport, sync
+from ocpi_hub.sync import history
+from ocpi_hub.sync.run import SyncReport
 from ocpi_hub.sync.schedule import running_sync
 
 
 def sync_once(settings: Settings, source: str, *, database: str) -> int:
     """Exit status: 0 when the run went through, 1 when it stopped (unreadable source, too many removals) or
-    another process is syncing (it refuses rather than overlap). The summary ends with the database written to
-    (`database`, shown without its password)."""
+    another process is syncing (it refuses rather than overlap). The summary names the rejected records and the
+    warnings of the stored ones (the first few of each, docs/operations.md §8.3) and ends with the database written
+    to (`database`, shown without its password). The run is recorded like every other (docs/operations.md §8.2)."""
     report = asyncio.run(_sync_once(settings, source))
     if report is None:
         sys.stderr.write(f"another process is syncing {database} right now: try again when it has finished\n")
@@ -31,7 +34,8 @@ async def _sync_once(settings: Settings, source: str) -> SyncReport | None:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     try:
-        async with running_sync(sessions, leases.holder_name(), utc_now) as alone:
+        holder = leases.holder_name()
+        async with running_sync(sessions, holder, utc_now) as alone:
             if not alone:
                 return None
             with tqdm(desc="sync", unit=" records", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -40,6 +44,8 @@ async def _sync_once(settings: Settings, source: str) -> SyncReport | None:
                     bar.total = total
                     bar.update(done - bar.n)
 
-                return await sync(sessions, settings, source, clock=utc_now, progress=progress)
+                return await history.recorded(
+                    sessions, settings, source, trigger=Trigger.COMMAND, holder=holder, clock=utc_now, progress=progress
+                )
     finally:
         await engine.dispose()
