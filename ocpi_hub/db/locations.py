@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.db.base import Base, UtcDateTime
-from ocpi_hub.db.sender import Document, PageQuery
+from ocpi_hub.db.sender import Document, PageQuery, ReadNow
 from ocpi_hub.db.transaction import ConcurrentWriteError
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi.versions import VersionNumber
@@ -104,15 +104,22 @@ _INSERT_LOCK = 0x6F637069_6C6F63
 async def load(session: AsyncSession, location_id: str, *, for_update: bool = False) -> Stored | None:
     """The stored Location. `for_update`: PostgreSQL locks its row until the transaction ends, so that concurrent
     writers of one Location queue instead of retrying (SQLite has one writer at a time anyway)."""
+    # Core on the connection, not the ORM's execute path: Locations are no ORM objects, so there is nothing to
+    # flush first, and a status change runs this and the two updates below on every call.
+    connection = await session.connection()
+    row = (await connection.execute(_load_statement(for_update), {"key": location_id.upper()})).first()
+    return None if row is None else Stored(seq=row.seq, revision=row.revision, location=_decode(row.body_221))
+
+
+@cache
+def _load_statement(for_update: bool) -> Select[tuple[int, int, bytes]]:
+    # Built once: building a statement costs more than running it, and a status change runs this every time.
     query = (
         select(_rows.c.seq, _rows.c.revision, _docs.c.body_221)
         .join_from(_rows, _docs, _docs.c.seq == _rows.c.seq)
-        .where(_rows.c.key == location_id.upper())
+        .where(_rows.c.key == bindparam("key"))
     )
-    if for_update:
-        query = query.with_for_update()  # both rows: so that a waiter reads the latest of each
-    row = (await session.execute(query)).first()
-    return None if row is None else Stored(seq=row.seq, revision=row.revision, location=_decode(row.body_221))
+    return query.with_for_update() if for_update else query  # both rows: so that a waiter reads the latest of each
 
 
 async def insert_location(session: AsyncSession, location: ocpi.Location, bodies: Bodies) -> None:
@@ -143,17 +150,96 @@ async def insert_location(session: AsyncSession, location: ocpi.Location, bodies
 
 
 async def update_location(session: AsyncSession, stored: Stored, location: ocpi.Location, bodies: Bodies) -> None:
-    statement = (
-        update(_rows)
-        .where(_rows.c.seq == stored.seq, _rows.c.revision == stored.revision)
-        .values(last_updated=location.last_updated, revision=stored.revision + 1)
-    )
-    changed = cast("CursorResult[Any]", await session.execute(statement))
+    values = {"s": stored.seq, "r": stored.revision, "last_updated": location.last_updated}
+    connection = await session.connection()
+    changed = await connection.execute(_UPDATE_ROW, values)
     if changed.rowcount != 1:
         raise ConcurrentWriteError(location.id)
-    await session.execute(
-        update(_docs).where(_docs.c.seq == stored.seq).values(body_221=bodies.v221, body_22=bodies.v22)
-    )
+    await connection.execute(_UPDATE_DOCUMENT, {"s": stored.seq, "body_221": bodies.v221, "body_22": bodies.v22})
+
+
+# Built once, as _load_statement. The revision check guards against a writer that came first (SQLite has no row
+# lock; PostgreSQL's FOR UPDATE makes it a formality there).
+_UPDATE_ROW = (
+    update(_rows)
+    .where(_rows.c.seq == bindparam("s"), _rows.c.revision == bindparam("r"))
+    .values(last_updated=bindparam("last_updated"), revision=_rows.c.revision + 1)
+)
+_UPDATE_DOCUMENT = update(_docs).where(_docs.c.seq == bindparam("s"))
+
+
+# --- Many at once (the sync and the bulk load): the same rows as above, in a few statements --------------------
+
+
+async def load_many(session: AsyncSession, keys: Sequence[str], *, for_update: bool = False) -> dict[str, Stored]:
+    """The stored Locations among `keys` (upper-cased ids), by key; locked as `load` locks one."""
+    found: dict[str, Stored] = {}
+    for first in range(0, len(keys), _CHUNK):
+        query = (
+            select(_rows.c.key, _rows.c.seq, _rows.c.revision, _docs.c.body_221)
+            .join_from(_rows, _docs, _docs.c.seq == _rows.c.seq)
+            .where(_rows.c.key.in_(keys[first : first + _CHUNK]))
+        )
+        for row in await session.execute(query.with_for_update() if for_update else query):
+            found[row.key] = Stored(seq=row.seq, revision=row.revision, location=_decode(row.body_221))
+    return found
+
+
+# Bound parameters per statement stay well below SQLite's limit (32,766) and PostgreSQL's (32,767).
+_CHUNK = 500
+
+
+async def insert_locations(session: AsyncSession, new: Sequence[tuple[ocpi.Location, Bodies]]) -> list[int]:
+    """Add new Locations at the end of both orders, in the given order, as `insert_location` adds one (positions
+    max + 1, taken in turns on PostgreSQL); returns their seq. Plain INSERTs of many rows at once."""
+    if not new:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_INSERT_LOCK)))
+    seq = (await session.execute(select(func.coalesce(func.max(_rows.c.seq), 0)))).scalar_one()
+    parties = {(loc.country_code.upper(), loc.party_id.upper()) for loc, _ in new}
+    party_seq: dict[tuple[str, str], int] = {}
+    for country_code, party_id in parties:
+        party = and_(_rows.c.country_code == country_code, _rows.c.party_id == party_id)
+        query = select(func.coalesce(func.max(_rows.c.party_seq), 0)).where(party)
+        party_seq[country_code, party_id] = (await session.execute(query)).scalar_one()
+    rows, documents, seqs = [], [], []
+    for location, bodies in new:
+        seq += 1
+        owner = (location.country_code.upper(), location.party_id.upper())
+        party_seq[owner] += 1
+        rows.append(
+            {
+                "seq": seq,
+                "party_seq": party_seq[owner],
+                "id": location.id,
+                "key": location.id.upper(),
+                "country_code": owner[0],
+                "party_id": owner[1],
+                "last_updated": location.last_updated,
+                "revision": 1,
+            }
+        )
+        documents.append({"seq": seq, "body_221": bodies.v221, "body_22": bodies.v22})
+        seqs.append(seq)
+    await session.execute(insert(_rows), rows)
+    await session.execute(insert(_docs), documents)
+    return seqs
+
+
+async def update_locations(session: AsyncSession, changed: Sequence[tuple[Stored, ocpi.Location, Bodies]]) -> None:
+    """`update_location` for many: the same revision check, over all of them (ConcurrentWriteError when any row
+    changed since it was read)."""
+    if not changed:
+        return
+    rows = [{"s": s.seq, "r": s.revision, "last_updated": loc.last_updated} for s, loc, _ in changed]
+    result = cast("CursorResult[Any]", await session.execute(_UPDATE_ROW, rows))
+    # executemany reports the sum of the rows matched on SQLite; asyncpg reports none (-1), and there the rows
+    # were read FOR UPDATE, so that none can have changed.
+    if result.rowcount not in (-1, len(rows)):
+        raise ConcurrentWriteError(", ".join(loc.id for _, loc, _ in changed))
+    documents = [{"s": s.seq, "body_221": b.v221, "body_22": b.v22} for s, _, b in changed]
+    await session.execute(_UPDATE_DOCUMENT, documents)
 
 
 async def document(session: AsyncSession, location_id: str, *, version: str) -> Document | None:
@@ -170,8 +256,16 @@ async def page(session: AsyncSession, query: PageQuery, *, version: str) -> tupl
     statement = _page_statement(
         version, query.date_from is not None, query.date_to is not None, query.party is not None
     )
+    # Core on the connection, with a statement built once: the ORM's execute path and building a statement cost
+    # more than the query itself.
+    connection = await session.connection()
+    rows = (await connection.execute(statement, _page_parameters(query))).all()
+    return (rows[0].total if rows else 0), [row.body for row in rows if row.body is not None]
+
+
+def _page_parameters(query: PageQuery) -> dict[str, Any]:
     country_code, party_id = query.party or ("", "")
-    parameters = {
+    return {
         "offset": query.offset,
         "limit": query.limit,
         "last": query.offset + query.limit,
@@ -180,11 +274,23 @@ async def page(session: AsyncSession, query: PageQuery, *, version: str) -> tupl
         "country_code": country_code,
         "party_id": party_id,
     }
-    # Core on the connection, with a statement built once: the ORM's execute path and building a statement cost
-    # more than the query itself.
-    connection = await session.connection()
-    rows = (await connection.execute(statement, parameters)).all()
-    return (rows[0].total if rows else 0), [row.body for row in rows if row.body is not None]
+
+
+def page_now(read: ReadNow, query: PageQuery, *, version: str) -> tuple[int, list[bytes]] | None:
+    """page(), read at once by `read` (ocpi_hub.db.sender.LoopReader); None when it was not: pages with date
+    filters (their DateTimes need the column type's conversion) are left to page()."""
+    if query.date_from is not None or query.date_to is not None:
+        return None
+    rows = read(_page_statement(version, False, False, query.party is not None), _page_parameters(query))
+    if rows is None:
+        return None
+    return (rows[0][0] if rows else 0), [row[1] for row in rows if row[1] is not None]
+
+
+def document_now(read: ReadNow, location_id: str, *, version: str) -> list[Document] | None:
+    """document(), read at once by `read`: a list of the one document, or empty; None when it was not read."""
+    rows = read(_document_statement(version), {"key": location_id.upper()})
+    return None if rows is None else [Document(body=r[0], country_code=r[1], party_id=r[2]) for r in rows]
 
 
 @cache

@@ -42,9 +42,10 @@ async def queue(session: AsyncSession, changes: Sequence[Change], *, now: dateti
         return
     receivers: dict[ModuleID, list[int]] = {}
     if any(c.partner_id is None for c in changes):
-        listening = [p for p in await partners.all_partners(session) if p.state in RECEIVING]
+        # Read in this transaction, never cached across changes: a partner registered or gone meanwhile counts.
+        listening = await partners.receivers(session, states=RECEIVING)
         for module in {c.module for c in changes}:
-            receivers[module] = [p.id for p in listening if receives(p, module)]
+            receivers[module] = [partner_id for partner_id, modules in listening if module in modules]
     pending = [
         deliveries.Pending(partner_id, c.module, c.key, c.method, c.fields)
         for c in changes

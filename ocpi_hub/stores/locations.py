@@ -121,6 +121,60 @@ async def set_evse_status(
     return Saved(location, (_change(location, ChangeKind.EVSE_STATUS, ("status",), evse.uid),))
 
 
+Refusal = errors.Conflict | errors.Invalid
+
+
+async def save_locations(
+    session: AsyncSession, locations: Sequence[ocpi.Location], *, now: datetime, keep_status: bool = False
+) -> list[Saved | Refusal]:
+    """`save_location` for many Locations of distinct ids (the sync's batches, the bulk load), in the caller's
+    transaction and a few statements whatever their number (docs/ocpi.md §11, "Writes in bulk"). Each is judged
+    alone: one that `save_location` would refuse comes back as that error (errors.Conflict, errors.Invalid) and
+    writes nothing; every other is written, stamped and described exactly as `save_location` does it. The answers
+    are in the order of `locations`. Raises db.transaction.ConcurrentWriteError when another writer was first (run
+    it all again)."""
+    keys = [location.id.upper() for location in locations]
+    if len(set(keys)) != len(keys):
+        raise ValueError("save_locations: the ids must be distinct")
+    stored = await db.load_many(session, keys, for_update=True)
+    known = await _known_tariffs(session, locations)
+    results: list[Saved | Refusal] = []
+    new: list[tuple[ocpi.Location, db.Bodies]] = []
+    changed: list[tuple[db.Stored, ocpi.Location, db.Bodies]] = []
+    moment = to_utc(now)
+    for location, key in zip(locations, keys, strict=True):
+        try:
+            names_known = known[location.country_code, location.party_id]
+            before = stored.get(key)
+            if before is None:
+                _check_known(location, names_known)
+                created = _stamp_new(location, moment)
+                new.append((created, _bodies(created)))
+                results.append(Saved(created, (_change(created, ChangeKind.LOCATION_CREATED),), created=True))
+                continue
+            old = before.location
+            if (old.country_code, old.party_id) != (location.country_code.upper(), location.party_id.upper()):
+                raise errors.Conflict(
+                    f"location {old.id} belongs to {old.country_code}/{old.party_id}: a location id belongs to one "
+                    "party"
+                )
+            _check_known(location, names_known)
+            merged, changes = _merge(old, location, now=moment, keep_status=keep_status)
+            if changes:
+                changed.append((before, merged, _bodies(merged)))
+            results.append(Saved(merged, tuple(changes)))
+        except (errors.Conflict, errors.Invalid) as refused:
+            results.append(refused)
+    seqs = await db.insert_locations(session, new)
+    await db.update_locations(session, changed)
+    uses = {seq: _tariff_uses(created) for (created, _), seq in zip(new, seqs, strict=True) if _tariff_uses(created)}
+    for before, merged, _ in changed:
+        if _tariff_uses(merged) != _tariff_uses(before.location):
+            uses[before.seq] = _tariff_uses(merged)
+    await tariffs_db.set_connector_tariffs_of(session, uses)
+    return results
+
+
 # --- Tariffs named by Connectors ---------------------------------------------------------------------------------
 
 
@@ -135,10 +189,23 @@ def _tariff_uses(location: ocpi.Location) -> list[tuple[str, str, str]]:
 
 async def _check_tariffs(session: AsyncSession, location: ocpi.Location) -> None:
     """What the source names must exist (what a REMOVED EVSE named before is not asked again)."""
-    uses = _tariff_uses(location)
     party = (location.country_code, location.party_id)
-    known = await tariffs_db.keys_of_party(session, party, [t for _, _, t in uses])
-    for evse_uid, connector_id, tariff_id in uses:
+    known = await tariffs_db.keys_of_party(session, party, [t for _, _, t in _tariff_uses(location)])
+    _check_known(location, known)
+
+
+async def _known_tariffs(session: AsyncSession, locations: Sequence[ocpi.Location]) -> dict[tuple[str, str], set[str]]:
+    """Per party, which of the Tariffs these Locations name are stored (one query per party)."""
+    named: dict[tuple[str, str], list[str]] = {}
+    for location in locations:
+        party = (location.country_code, location.party_id)
+        named.setdefault(party, []).extend(t for _, _, t in _tariff_uses(location))
+    return {party: await tariffs_db.keys_of_party(session, party, ids) for party, ids in named.items()}
+
+
+def _check_known(location: ocpi.Location, known: set[str]) -> None:
+    party = (location.country_code, location.party_id)
+    for evse_uid, connector_id, tariff_id in _tariff_uses(location):
         if tariff_id.upper() not in known:
             raise errors.Invalid(
                 f"EVSE {evse_uid} connector {connector_id}: tariff_ids names {tariff_id!r}, which is not a stored "
@@ -190,16 +257,16 @@ _CONNECTOR_OWN = frozenset({"last_updated"})
 
 
 def _stamp_new(location: ocpi.Location, now: datetime) -> ocpi.Location:
+    # As _bumped with children, in one replace per object: a bulk load stamps every object of every Location.
     evses = [_stamp_new_evse(e, now) for e in location.evses or ()]
-    return _bumped(
-        msgspec.structs.replace(location, evses=evses or None), now, children=[e.last_updated for e in evses]
-    )
+    stamp = max(now, to_utc(location.last_updated), *(e.last_updated for e in evses))
+    return msgspec.structs.replace(location, evses=evses or None, last_updated=stamp)
 
 
 def _stamp_new_evse(evse: ocpi.EVSE, now: datetime) -> ocpi.EVSE:
-    connectors = [_bumped(c, now) for c in evse.connectors]
-    stamps = [c.last_updated for c in connectors]
-    return _bumped(msgspec.structs.replace(evse, connectors=connectors), now, children=stamps)
+    connectors = [msgspec.structs.replace(c, last_updated=max(now, to_utc(c.last_updated))) for c in evse.connectors]
+    stamp = max(now, to_utc(evse.last_updated), *(c.last_updated for c in connectors))
+    return msgspec.structs.replace(evse, connectors=connectors, last_updated=stamp)
 
 
 def _by_key(items: Sequence[_Item], key: Callable[[_Item], str]) -> dict[str, _Item]:

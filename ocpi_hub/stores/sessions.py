@@ -422,7 +422,7 @@ def _row(r: pricing.Reading) -> tuple[datetime, Decimal, Decimal | None, Decimal
 async def _owner(session: AsyncSession, emsp: tuple[str, str]) -> int | None:
     """The partner of the token's eMSP (registered, or suspended: its pushes wait for it); None when we have no
     such partner: then nothing is pushed, and the eMSP can still read it once registered."""
-    return await partners.of_party(session, *emsp, states=(PartnerState.REGISTERED, PartnerState.SUSPENDED))
+    return await partners.first_of_party(session, *emsp, states=(PartnerState.REGISTERED, PartnerState.SUSPENDED))
 
 
 def _addressed(

@@ -8,12 +8,18 @@ Two passes over the source, so that a run that would remove too much changes not
    location; any other is converted and saved through the store (which writes, stamps and pushes only real
    changes), then its hash is recorded. Last, every EVSE of a vanished location is set to REMOVED.
 
+Records are written in batches (README "The location sync", docs/ocpi.md §11, "Writes in bulk"): up to _BATCH
+converted records, their Tariffs, Locations, pushes and hashes in one transaction of a few statements. A record the
+store refuses is rejected and the batch is written again without it, so that it leaves nothing behind (not even a
+Tariff only it named); a batch that fails otherwise (a concurrent writer, a lock) is written again record by record.
+
 A rejected record keeps its location's old hash, so it is tried again next run; its location counts as present.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib.metadata
 from collections.abc import Callable
@@ -21,15 +27,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import errors
-from ocpi_hub.changes import Written
+from ocpi_hub.changes import Change, Written
 from ocpi_hub.db import locations as locations_db
 from ocpi_hub.db import sync_sources as sync_db
 from ocpi_hub.db.tariffs import Origin
 from ocpi_hub.evsevo.convert import (
     ConversionError,
+    Converted,
     Mode,
     decode_location_record,
     location_to_ocpi,
@@ -44,8 +52,12 @@ from ocpi_hub.stores import locations as store
 from ocpi_hub.sync.source import Source, SourceError, opened
 
 MAX_REASONS = 100
+MAX_WARNINGS = 20
 # Hashes are recorded in batches: one lost in a crash only makes its record be converted again, to no change.
 _HASH_BATCH = 500
+# Converted records written per transaction: enough that statements and commits cost little per record, few enough
+# that the write lock is held for a fraction of a second (SQLite) and memory stays flat.
+_BATCH = 200
 # Hash comparisons need no I/O: let the event loop serve requests now and then during a long unchanged stretch.
 _YIELD_EVERY = 100
 
@@ -63,6 +75,8 @@ class SyncReport:
     removed: int = 0  # vanished locations whose EVSEs were set to REMOVED
     reasons: list[str] = field(default_factory=list)  # why records were rejected, the first MAX_REASONS
     stopped: str | None = None  # why the run stopped before its end
+    warned: int = 0  # warnings of the records stored (lenient mode: what was left out), docs/operations.md §8.3
+    warnings: list[str] = field(default_factory=list)  # the first MAX_WARNINGS
 
     def summary(self) -> str:
         counts = (
@@ -75,7 +89,15 @@ class SyncReport:
         lines += [f"rejected: {reason}" for reason in self.reasons]
         if self.rejected > len(self.reasons):
             lines.append(f"... and {self.rejected - len(self.reasons)} more rejected")
+        lines += [f"warning: {warning}" for warning in self.warnings]
+        if self.warned > len(self.warnings):
+            lines.append(f"... and {self.warned - len(self.warnings)} more warnings")
         return "\n".join(lines)
+
+    def warn(self, location_id: str, warnings: tuple[str, ...]) -> None:
+        self.warned += len(warnings)
+        room = max(0, MAX_WARNINGS - len(self.warnings))
+        self.warnings += [f"location {location_id}: {warning}" for warning in warnings[:room]]
 
 
 async def sync(
@@ -121,6 +143,7 @@ class _Run:
         self.context = _context(self.mode, self.parties, self.default_party)
         self.first_record: dict[str, int] = {}  # location key → number of its first record, in pass 2
         self.pending: dict[str, str] = {}  # hashes to record
+        self.batch: dict[str, _Entry] = {}  # converted records waiting to be written, by location key
 
     async def run(self, source: Source) -> None:
         known = await sync_db.hashes(self.session)
@@ -140,6 +163,7 @@ class _Run:
                 self.progress(number, self.report.records)
             if number % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        await self.flush()
         await self.record_hashes()
         # A location pass 1 missed but pass 2 found (the source changed in between) was just synced: keep it.
         for key in sorted(vanished - self.first_record.keys()):
@@ -165,31 +189,106 @@ class _Run:
             self.report.unchanged += 1
             return
         try:
-            saved = await self.save(record)
-        except (ConversionError, errors.Conflict, errors.Invalid) as exc:
+            converted = self.convert(record)
+        except ConversionError as exc:
             self.reject(number, key, str(exc))
             return
-        if not saved.changes:
-            self.report.unchanged += 1
-        elif saved.created:
-            self.report.created += 1
-        else:
-            self.report.updated += 1
-        # After the save: a crash in between costs a conversion next run, never a skipped change.
-        self.pending[saved.location.id.upper()] = digest
-        if len(self.pending) >= _HASH_BATCH:
-            await self.record_hashes()
+        location_key = converted.value.id.upper()
+        if location_key in self.batch:  # (a record that named no id): a batch holds distinct Locations
+            await self.flush()
+        self.batch[location_key] = _Entry(number, key, digest, converted, location_key)
+        if len(self.batch) >= _BATCH:
+            await self.flush()
 
-    async def save(self, record: EvseVOLocation) -> evsevo.Saved:
-        now = self.clock()
-        converted = location_to_ocpi(
+    def convert(self, record: EvseVOLocation) -> Converted[ocpi.Location]:
+        return location_to_ocpi(
             record,
             location_id=None,
             parties=self.parties,
             default_party=self.default_party,
             mode=self.mode,
-            now=now,
+            now=self.clock(),
         )
+
+    async def flush(self) -> None:
+        """Write the batch in one transaction; a refused record is rejected and the rest written again without
+        it; on any other failure, record by record."""
+        batch, self.batch = list(self.batch.values()), {}
+        while batch:
+            now = self.clock()
+            try:
+                written = await outbox.committed(self.session, functools.partial(self.write, batch, now), now=now)
+            except _RefusedError as refused:
+                for i, reason in refused.reasons.items():
+                    self.reject(batch[i].number, batch[i].key, reason)
+                batch = [entry for i, entry in enumerate(batch) if i not in refused.reasons]
+                continue
+            except (errors.Unavailable, SQLAlchemyError):
+                for entry in batch:
+                    await self.one(entry)
+                return
+            for entry, saved in zip(batch, written.saved, strict=True):
+                self.count(entry, saved.changes, saved.created, saved.location.id)
+            return
+
+    async def write(self, batch: list[_Entry], now: datetime) -> _Written:
+        """The batch's Tariffs (each distinct one once), then its Locations, then their hashes; raises _RefusedError
+        (before the commit, so that nothing stays) when the store refuses any record."""
+        changes: list[Change] = []
+        reasons: dict[int, str] = {}
+        put: dict[bytes, str | None] = {}  # a distinct Tariff → why it was refused, or None
+        for i, entry in enumerate(batch):
+            for tariff in entry.converted.tariffs:
+                encoded = msgspec.json.encode(tariff)
+                if encoded not in put:
+                    try:
+                        saved_tariff = await tariffs.put_tariff(self.session, tariff, now=now, origin=Origin.SYNC)
+                        changes += saved_tariff.changes
+                        put[encoded] = None
+                    except (errors.Conflict, errors.Invalid) as exc:
+                        put[encoded] = str(exc)
+                if put[encoded] is not None:
+                    reasons.setdefault(i, put[encoded] or "")
+        if reasons:
+            raise _RefusedError(reasons)
+        results = await store.save_locations(self.session, [entry.converted.value for entry in batch], now=now)
+        saved: list[store.Saved] = []
+        for i, result in enumerate(results):
+            if isinstance(result, store.Saved):
+                saved.append(result)
+                changes += result.changes
+            else:
+                reasons[i] = str(result)
+        if reasons:
+            raise _RefusedError(reasons)
+        # In the same transaction: a crash can lose neither a change nor a hash without the other.
+        await sync_db.upsert(self.session, {entry.location_key: entry.digest for entry in batch}, now=now)
+        return _Written(tuple(saved), tuple(changes))
+
+    async def one(self, entry: _Entry) -> None:
+        """A record alone, in a transaction of its own (after its batch failed as a whole)."""
+        try:
+            saved = await self.save(entry.converted)
+        except (ConversionError, errors.Conflict, errors.Invalid) as exc:
+            self.reject(entry.number, entry.key, str(exc))
+            return
+        self.count(entry, saved.changes, saved.created, saved.location.id)
+        # After the save: a crash in between costs a conversion next run, never a skipped change.
+        self.pending[saved.location.id.upper()] = entry.digest
+        if len(self.pending) >= _HASH_BATCH:
+            await self.record_hashes()
+
+    def count(self, entry: _Entry, changes: tuple[Change, ...], created: bool, location_id: str) -> None:
+        self.report.warn(location_id, entry.converted.warnings)
+        if not changes:
+            self.report.unchanged += 1
+        elif created:
+            self.report.created += 1
+        else:
+            self.report.updated += 1
+
+    async def save(self, converted: Converted[ocpi.Location]) -> evsevo.Saved:
+        now = self.clock()
         return await outbox.committed(
             self.session, lambda: evsevo.save_record(self.session, converted.value, converted.tariffs, now=now), now=now
         )
@@ -222,6 +321,32 @@ class _Run:
 
         await outbox.committed(self.session, write, now=now)
         self.report.removed += 1
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A converted record waiting in the batch."""
+
+    number: int
+    key: str | None  # as the record said it, for the reasons
+    digest: str
+    converted: Converted[ocpi.Location]
+    location_key: str  # the converted Location's id, upper-cased
+
+
+@dataclass(frozen=True)
+class _Written:
+    saved: tuple[store.Saved, ...]
+    changes: tuple[Change, ...]
+
+
+class _RefusedError(Exception):
+    """The store refused records of a batch (their index → why): the batch is rolled back and written again
+    without them."""
+
+    def __init__(self, reasons: dict[int, str]) -> None:
+        super().__init__(f"{len(reasons)} records refused")
+        self.reasons = reasons
 
 
 def _scan(source: Source) -> tuple[set[str], int]:
