@@ -1,7 +1,9 @@
 """While the database cannot be reached (docs/ocpi.md §11, README "Operating it"): every request that needs it is
-answered 503 with Retry-After (on /ocpi the envelope with status 3000), and the log says so once when it starts
-(WARNING) and once when it ends (INFO), rather than a traceback per request. Nothing needs a restart: the pool checks
-a connection before handing it out (pool_pre_ping) and opens new ones once the database answers again."""
+answered 503 with Retry-After (on /ocpi the envelope with status 3000), the push worker and the scheduled sync wait
+for it, and the log says so once when it starts (WARNING) and once when it ends (INFO), rather than a traceback per
+request or per round. One Outage per engine, shared by the requests, the push worker and the sync of a process, so that
+one outage is one WARNING. Nothing needs a restart: the pool checks a connection before handing it out
+(pool_pre_ping) and opens new ones once the database answers again."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ def unreachable(exc: BaseException) -> bool:
 
 
 class Outage:
-    """Whether the database is out of reach now, as seen by the requests; logs its start and its end."""
+    """Whether the database is out of reach now, as seen by the requests and the background tasks; logs its start
+    and its end."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.since: float | None = None
@@ -35,7 +38,18 @@ class Outage:
     def begun(self, exc: BaseException) -> None:
         if self.since is None:
             self.since = time.monotonic()
-            log.warning("the database cannot be reached (%s): answering 503 until it can", _why(exc))
+            log.warning(
+                "the database cannot be reached (%s): requests are answered 503, pushes and syncs wait until it can",
+                _why(exc),
+            )
+
+    def noticed(self, exc: BaseException) -> bool:
+        """For a background task's failed round: whether `exc` says that the database cannot be reached (the outage
+        is then told, once); False for any other failure, which the caller logs with its traceback."""
+        if not unreachable(exc):
+            return False
+        self.begun(exc)
+        return True
 
     def _connected(self, *_: Any) -> None:
         if self.since is not None:

@@ -13,8 +13,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.db import leases
+from ocpi_hub.db.outage import Outage
+from ocpi_hub.db.sync_runs import Trigger
 from ocpi_hub.settings import Settings
-from ocpi_hub.sync.run import MAX_REASONS, SyncReport, sync
+from ocpi_hub.sync import history
+from ocpi_hub.sync.run import MAX_REASONS, SyncReport
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +29,17 @@ async def scheduled_sync(
     *,
     clock: Callable[[], datetime],
     on_report: OnReport | None = None,
+    outage: Outage | None = None,
 ) -> AsyncIterator[None]:
     """Runs the sync in the background while open, when OCPI_HUB_SYNC_SOURCE is set; `on_report` is told of every
-    run (None: the run failed)."""
+    run (None: the run failed); `outage` (the process's, db/outage.py) of every run the database was away for."""
     if settings.sync_source is None:
         yield
         return
+    bind = sessions.kw.get("bind")
+    outage = outage or (Outage(bind) if bind is not None else None)
     task = asyncio.create_task(
-        _every(sessions, settings, settings.sync_source, clock, on_report or _ignore), name="location sync"
+        _every(sessions, settings, settings.sync_source, clock, on_report or _ignore, outage), name="location sync"
     )
     try:
         yield
@@ -49,6 +55,7 @@ async def _every(
     source: str,
     clock: Callable[[], datetime],
     on_report: OnReport,
+    outage: Outage | None,
 ) -> None:
     """Runs start `sync_interval` apart, one after the other: a run longer than that delays the next, never
     overlaps it. Across the processes of a cluster the sync runs once per interval: the process that takes the
@@ -66,14 +73,18 @@ async def _every(
             if ours:
                 async with running_sync(sessions, holder, clock) as alone:
                     if alone:
-                        report = await sync(sessions, settings, source, clock=clock)
+                        report = await history.recorded(
+                            sessions, settings, source, trigger=Trigger.SCHEDULE, holder=holder, clock=clock
+                        )
                         logger.log(logging.WARNING if report.stopped else logging.INFO, "%s", told.summary(report))
                         on_report(report)
                     else:
                         logger.info("scheduled sync skipped: a sync started by hand is running")
-        except Exception:
-            # A failed run (the database away, a bug) must not end the schedule: the next run may succeed.
-            logger.exception("location sync of %s failed", source)
+        except Exception as exc:
+            # A failed run (the database away, a bug) must not end the schedule: the next run may succeed. The
+            # database away is the outage's one WARNING, not a traceback per run.
+            if outage is None or not outage.noticed(exc):
+                logger.exception("location sync of %s failed", source)
             on_report(None)
         await asyncio.sleep(max(0.0, settings.sync_interval - (loop.time() - started)))
 
