@@ -71,7 +71,7 @@ tr.health-dead-letters .health {{ color: #8a5a00; }}
     include_in_schema=False,
     media_type=MediaType.HTML,
 )
-async def status_page(db: deps.Db, now: deps.Clock, settings: deps.Config) -> Response[str]:
+async def status_page(db: deps.Db, now: deps.Clock, config: deps.Config) -> Response[str]:
     """The status page. Read-only: the same partner views as listPartners, and a few counts."""
     at = now()
     partners = await partner_views(db, at)
@@ -87,7 +87,7 @@ async def status_page(db: deps.Db, now: deps.Clock, settings: deps.Config) -> Re
         if locations.unpublished
         else "",
         evses=_evses(locations.evses),
-        sync=_sync(await overview.sync_state(db), settings.sync_source, settings.sync_interval, at),
+        sync=_sync(await overview.sync_state(db), config.sync_source, config.sync_interval, at),
     )
     return Response(page, media_type=MediaType.HTML, headers={"Cache-Control": "no-store"})
 

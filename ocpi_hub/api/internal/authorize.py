@@ -65,13 +65,13 @@ class AuthorizeController(Controller):
         tokenUid: TokenUid,  # noqa: N803
         sessions: deps.Sessions,
         client: deps.Client,
-        settings: deps.Config,
+        config: deps.Config,
         data: JSONBody[AuthorizationRequest | None] = None,
         type: TypeParam = TokenType.RFID,
     ) -> TokenAuthorization:
         """404 when no token with this uid and type is stored (we know no eMSP to ask)."""
         location = _location(data)
-        answer = await authorization.authorize(sessions, client, settings, uid=tokenUid, type_=type, location=location)
+        answer = await authorization.authorize(sessions, client, config, uid=tokenUid, type_=type, location=location)
         if answer is None:
             raise errors.NotFound(f"no {type} token with uid {tokenUid}")
         return TokenAuthorization(

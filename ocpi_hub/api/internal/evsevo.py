@@ -67,13 +67,13 @@ class EvseVoController(Controller):
         locationId: LocationId,  # noqa: N803
         data: JSONBody[Any],
         db: deps.Db,
-        settings: deps.Config,
+        config: deps.Config,
         now: deps.Clock,
         mode: FromQuery[Mode] = Mode.STRICT,
     ) -> Response[Report]:
         """One location record, whose uid (or externalId) must be `locationId` when it has one. 201 created, 200
         updated or unchanged, 400 rejected; the body is the record's report either way."""
-        report = await _ingest(db, settings, data, location_id=locationId, mode=mode, now=now)
+        report = await _ingest(db, config, data, location_id=locationId, mode=mode, now=now)
         return Response(report, status_code=_HTTP_STATUS[report.outcome])
 
     @post("/", status_code=200, operation_id="postEvseVoLocations", responses=seed_errors(400))
@@ -81,12 +81,12 @@ class EvseVoController(Controller):
         self,
         data: JSONBody[list[Any]],
         db: deps.Db,
-        settings: deps.Config,
+        config: deps.Config,
         now: deps.Clock,
         mode: FromQuery[Mode] = Mode.STRICT,
     ) -> list[Report]:
         """A JSON array of location records (400 when the body is not an array): a report per record, in order."""
-        return [await _ingest(db, settings, record, location_id=None, mode=mode, now=now) for record in data]
+        return [await _ingest(db, config, record, location_id=None, mode=mode, now=now) for record in data]
 
 
 async def _ingest(

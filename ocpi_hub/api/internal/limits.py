@@ -31,7 +31,9 @@ def _fits(raw: str) -> bool:
     return len(digits) <= 10 and INT_MIN <= int(raw) <= INT_MAX
 
 
-def integer_parameters(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+# async although it never awaits: Litestar runs a plain function guard in a worker thread, which cost a
+# status change about a tenth of its time.
+async def integer_parameters(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard: a path or query parameter typed `int` outside the 32-bit range is a 400 naming it."""
     for name, field in handler.parsed_fn_signature.parameters.items():
         if not _is_int(field):

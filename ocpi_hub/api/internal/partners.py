@@ -21,6 +21,7 @@ from ocpi_hub.errors import seed_errors
 from ocpi_hub.ocpi.common import CredentialsToken
 from ocpi_hub.ocpi.credentials import CredentialsRole
 from ocpi_hub.ocpi.versions import Endpoint
+from ocpi_hub.secret_key import keyring_of
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class PartnersController(Controller):
         data: JSONBody[Registration],
         db: deps.Db,
         sessions: deps.Sessions,
-        settings: deps.Config,
+        config: deps.Config,
         client: deps.Client,
         now: deps.Clock,
     ) -> PartnerView:
@@ -172,14 +173,16 @@ class PartnersController(Controller):
         or, with `url`, the credentials handshake with the partner's versions endpoint started by us."""
         registered = data.status == RegistrationStatus.REGISTERED
         if data.url is None:
-            partner = await registration.add_pending(db, data.token, registered=registered, now=now())
+            partner = await registration.add_pending(
+                db, data.token, registered=registered, now=now(), keyring=keyring_of(config)
+            )
             log.info("partner %s added (%s, token handed out of band)", partner.id, partner.state)
             return _view(partner)
         try:
             partner = await registration.register_with(
                 sessions,
                 client,
-                settings,
+                config,
                 versions_url=data.url,
                 token=data.token,
                 already_registered=registered,
@@ -209,14 +212,16 @@ class PartnersController(Controller):
         partner = await _get(db, partner_id, for_update=True)
         if partner.state == PartnerState.PENDING:
             await db.delete(partner)
-            return
-        if partner.state == PartnerState.UNREGISTERED:
+        elif partner.state == PartnerState.UNREGISTERED:
             raise errors.Conflict(f"partner {partner_id} is already unregistered")
-        partner.state = PartnerState.UNREGISTERED
-        partner.token_hash = None
-        partner.token = None
-        partner.updated_at = now()
-        await health.drop_deliveries(db, partner_id)
+        else:
+            partner.state = PartnerState.UNREGISTERED
+            partner.token_hash = None
+            partner.token = None
+            partner.updated_at = now()
+            await health.drop_deliveries(db, partner_id)
+        await db.commit()
+        await partners.scrub(db)  # the revoked tokens (docs/operations.md §9.6)
 
     @post(
         "/partners/{partner_id:int}/suspend",

@@ -69,13 +69,13 @@ class SessionController(Controller):
         sessionId: SessionId,  # noqa: N803
         data: JSONBody[StartRequest],
         db: deps.Db,
-        settings: deps.Config,
+        config: deps.Config,
         now: deps.Clock,
     ) -> Response[bytes]:
         """201 with the OCPI Session; 200 when this very start was reported before (nothing written then)."""
         moment = now()
         saved = await outbox.committed(
-            db, lambda: store.start(db, sessionId, data, now=moment, currency=settings.currency), now=moment
+            db, lambda: store.start(db, sessionId, data, now=moment, currency=config.currency), now=moment
         )
         return _json(saved.session, 201 if saved.created else 200)
 

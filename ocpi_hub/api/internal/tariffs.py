@@ -57,14 +57,14 @@ class TariffController(Controller):
         tariffId: TariffId,  # noqa: N803
         data: Annotated[dict[str, Any], Body(description="an OCPI 2.2.1 Tariff; last_updated optional")],
         db: deps.Db,
-        settings: deps.Config,
+        config: deps.Config,
         now: deps.Clock,
     ) -> Response[bytes]:
         """201 with the Tariff as stored when new, 200 when replaced or unchanged (nothing written then). Its
         country_code and party_id must be one of our parties; its id must be the path's."""
         moment = now()
         tariff = _tariff(data, tariffId, moment)
-        if settings.party(tariff.country_code, tariff.party_id) is None:
+        if config.party(tariff.country_code, tariff.party_id) is None:
             raise errors.Invalid(f"country_code/party_id: {tariff.country_code}/{tariff.party_id} is not our party")
         saved = await outbox.committed(
             db, lambda: store.put_tariff(db, tariff, now=moment, origin=Origin.API), now=moment

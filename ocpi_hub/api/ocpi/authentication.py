@@ -4,8 +4,9 @@ before any answer is made or taken from the answer cache.
 It reads the credentials token off the request (ocpi_hub.credentials_token), finds the partner by the token's hash,
 checks that the partner's state opens the route (`Access`, named by the route's `opt["access"]`, functional
 modules by default) and leaves the Caller on the request's state for the handler. A known token is kept in the
-answer cache's exact caller map, so that a crawl does not read the partners table once per page; any commit (a
-revocation included) empties that map before the next request.
+answer cache's exact caller map, so that a crawl does not read the partners table once per page; any change to the
+partners table (a revocation included: its change counter, ocpi_hub.db.freshness) empties that map before the next
+request.
 
 It is the routers' `before_request` hook rather than a Litestar guard: Litestar copies the route handler for every
 guard call, which cost a fifth of the Locations list's throughput (bench/locations_bench.py).
@@ -23,12 +24,14 @@ from litestar.connection import ASGIConnection
 from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub import errors
+from ocpi_hub import errors, traffic
 from ocpi_hub.api.ocpi.answer_cache import AnswerCache
-from ocpi_hub.credentials_token import hash_token, presented_tokens, same_hash
+from ocpi_hub.credentials_token import presented_tokens
 from ocpi_hub.db import partners
+from ocpi_hub.db.freshness import Versions
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
 from ocpi_hub.ocpi.common import Role
+from ocpi_hub.secret_key import Keyring
 
 
 class Access(enum.StrEnum):
@@ -55,7 +58,7 @@ class Access(enum.StrEnum):
 class Caller:
     partner: Partner  # detached from any session: read it, never change it
     token: str  # the token as presented, needed to answer a credentials GET
-    seen: int | None  # the database's commit number asked before the partner was read (for the answer cache)
+    seen: Versions | None  # the change counters asked before the partner was read (for the answer cache)
 
     @property
     def registered(self) -> bool:
@@ -88,14 +91,6 @@ def known_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | Non
     return found
 
 
-async def _find(session: AsyncSession, candidates: list[str]) -> tuple[Partner, str] | None:
-    partner = await partners.by_presented_token(session, candidates)
-    if partner is None:
-        return None
-    token = next(c for c in candidates if same_hash(hash_token(c), partner.token_hash or ""))
-    return partner, token
-
-
 Authenticate = Callable[[Request[Any, Any, Any]], Awaitable[None]]
 
 
@@ -104,7 +99,7 @@ def _authorization(scope: Scope) -> bytes | None:
     return next((value for name, value in scope["headers"] if name == b"authorization"), None)
 
 
-def authenticator(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache) -> Authenticate:
+def authenticator(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache, keyring: Keyring) -> Authenticate:
     """The one authentication path of /ocpi, as a `before_request` hook."""
 
     async def authenticate(request: Request[Any, Any, Any]) -> None:
@@ -117,9 +112,11 @@ def authenticator(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache
             candidates = presented_tokens(authorization.decode("latin-1"))
             if candidates:
                 async with sessions() as session:
-                    found = await _find(session, candidates)
+                    found = await partners.authenticate(session, candidates, keyring)
                 if found is not None:
                     cache.callers.put(authorization, found, seen=seen)
+        if found is not None:  # the request, and the calls made while serving it, are the partner's traffic
+            traffic.attribute(found[0].id)
         if found is None or not access.allows(found[0]):
             raise errors.Unauthorized("missing or unknown credentials token")
         request.scope["state"][_STATE_KEY] = Caller(found[0], found[1], seen)

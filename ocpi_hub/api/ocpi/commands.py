@@ -23,13 +23,13 @@ async def receive_command(
     request: AnyRequest,
     command: FromPath[str],
     db: deps.Db,
-    settings: deps.Config,
+    config: deps.Config,
     now: deps.Clock,
     bell: deps.Bell,
 ) -> object:
     """Mounted at /ocpi/{version}/commands."""
     who = caller(request)
-    headers = routing_headers(request, settings, who.party)
+    headers = routing_headers(request, config, who.party)
     try:
         kind = ocpi.CommandType(command)
     except ValueError:
@@ -41,12 +41,12 @@ async def receive_command(
         return envelope(unknown, now=now, headers=headers)
     body = await decode_body(request, ocpi.BODY[kind])
     try:
-        await check_partner_url(body.response_url, allow_private=settings.allow_private_partner_urls)
+        await check_partner_url(body.response_url, allow_private=config.allow_private_partner_urls)
     except UnsafeUrlError as exc:
         raise errors.Invalid(f"response_url: {exc}") from None
     moment = now()
     answered = await outbox.committed(
-        db, lambda: store.receive(db, who.partner, kind, body, settings=settings, now=moment), now=moment
+        db, lambda: store.receive(db, who.partner, kind, body, settings=config, now=moment), now=moment
     )
     if answered.command_id is not None:
         bell.ring()  # after the commit: a gateway's long poll finds it

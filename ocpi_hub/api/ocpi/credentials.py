@@ -31,15 +31,15 @@ class CredentialsController(Controller):
     path = "/credentials"
 
     @get("/", opt=_OPT)
-    async def get_credentials(self, request: AnyRequest, settings: deps.Config, now: deps.Clock) -> object:
-        return envelope(registration.our_credentials(settings, _registered(request).token), now=now)
+    async def get_credentials(self, request: AnyRequest, config: deps.Config, now: deps.Clock) -> object:
+        return envelope(registration.our_credentials(config, _registered(request).token), now=now)
 
     @post("/", opt=_OPT)
     async def register(
         self,
         request: AnyRequest,
         sessions: deps.Sessions,
-        settings: deps.Config,
+        config: deps.Config,
         client: deps.Client,
         now: deps.Clock,
         version: deps.Version,
@@ -47,20 +47,20 @@ class CredentialsController(Controller):
         who = caller(request)
         if who.registered:
             raise errors.NotAllowed("already registered: use PUT to update or DELETE to unregister")
-        return await _accept(request, who, sessions, settings, client, now, version)
+        return await _accept(request, who, sessions, config, client, now, version)
 
     @put("/", opt=_OPT)
     async def update(
         self,
         request: AnyRequest,
         sessions: deps.Sessions,
-        settings: deps.Config,
+        config: deps.Config,
         client: deps.Client,
         now: deps.Clock,
         version: deps.Version,
     ) -> object:
         who = _registered(request)
-        return await _accept(request, who, sessions, settings, client, now, version)
+        return await _accept(request, who, sessions, config, client, now, version)
 
     @delete("/", status_code=200, opt=_OPT)
     async def unregister(self, request: AnyRequest, sessions: deps.Sessions, now: deps.Clock) -> object:
@@ -76,7 +76,7 @@ async def _accept(
     request: AnyRequest,
     who: Caller,
     sessions: deps.Sessions,
-    settings: deps.Config,
+    config: deps.Config,
     client: deps.Client,
     now: deps.Clock,
     version: deps.Version,
@@ -88,7 +88,7 @@ async def _accept(
         ours = await registration.accept(
             sessions,
             client,
-            settings,
+            config,
             who.partner.id,
             credentials,
             presented_token=who.token,

@@ -22,7 +22,7 @@ from ocpi_hub.ocpi.sessions import ChargingPreferences, ChargingPreferencesRespo
 
 @put("/{session_id:str}/charging_preferences")
 async def charging_preferences(
-    request: AnyRequest, session_id: FromPath[str], db: deps.Db, settings: deps.Config, now: deps.Clock
+    request: AnyRequest, session_id: FromPath[str], db: deps.Db, config: deps.Config, now: deps.Clock
 ) -> object:
     """Mounted under /ocpi/{version}/sessions, beside the Sender list."""
     await decode_body(request, ChargingPreferences)
@@ -30,5 +30,5 @@ async def charging_preferences(
     found = await sessions.session_document(db, session_id, version="2.2.1")
     if found is None or found.reader not in who.parties:
         raise errors.NotFound(f"unknown session {session_id}", ocpi_status=StatusCode.INVALID_PARAMETERS)
-    headers = routing_headers(request, settings, who.party)
+    headers = routing_headers(request, config, who.party)
     return envelope(ChargingPreferencesResponse.NOT_POSSIBLE, now=now, headers=headers)

@@ -61,11 +61,11 @@ class TokensController(Controller):
         party_id: FromPath[str],
         token_uid: FromPath[str],
         db: deps.Db,
-        settings: deps.Config,
+        config: deps.Config,
         now: deps.Clock,
         token_type: TypeParam = None,
     ) -> object:
-        routing = _owned(request, settings, country_code, party_id)
+        routing = _owned(request, config, country_code, party_id)
         key = _key(country_code, party_id, token_uid, token_type)
         token = await tokens.get(db, key)
         if token is None:
@@ -80,12 +80,12 @@ class TokensController(Controller):
         party_id: FromPath[str],
         token_uid: FromPath[str],
         db: deps.Db,
-        settings: deps.Config,
+        config: deps.Config,
         now: deps.Clock,
         token_type: TypeParam = None,
     ) -> object:
         """Create or replace: 201 for a new token, 200 for a replaced one; no data (docs/ocpi.md §1.4, §1.3 d2 note)."""
-        routing = _owned(request, settings, country_code, party_id)
+        routing = _owned(request, config, country_code, party_id)
         key = _key(country_code, party_id, token_uid, token_type)
         token = await decode_body(request, ocpi.Token)
         _conflict(key, token)
@@ -100,12 +100,12 @@ class TokensController(Controller):
         party_id: FromPath[str],
         token_uid: FromPath[str],
         db: deps.Db,
-        settings: deps.Config,
+        config: deps.Config,
         now: deps.Clock,
         token_type: TypeParam = None,
     ) -> object:
         """Change the fields sent (last_updated required); the identity fields may be sent but not changed."""
-        routing = _owned(request, settings, country_code, party_id)
+        routing = _owned(request, config, country_code, party_id)
         key = _key(country_code, party_id, token_uid, token_type)
         changes = await decode_body(request, ocpi.TokenPatch)
         _conflict(key, changes)

@@ -11,15 +11,15 @@ from ocpi_hub.ocpi.versions import SUPPORTED, Endpoint, Version, VersionDetails
 
 
 @get("/ocpi/versions", include_in_schema=False, opt={"access": Access.VERSIONS})
-async def versions(settings: deps.Config, now: deps.Clock) -> object:
-    data = [Version(version=v, url=f"{settings.public_url}/ocpi/{v}") for v in SUPPORTED]
+async def versions(config: deps.Config, now: deps.Clock) -> object:
+    data = [Version(version=v, url=f"{config.public_url}/ocpi/{v}") for v in SUPPORTED]
     return envelope(data, now=now)
 
 
 @get("/", opt={"access": Access.VERSIONS})
 async def version_details(
-    settings: deps.Config, now: deps.Clock, version: deps.Version, modules: deps.Modules
+    config: deps.Config, now: deps.Clock, version: deps.Version, modules: deps.Modules
 ) -> object:
-    base = f"{settings.public_url}/ocpi/{version}"
+    base = f"{config.public_url}/ocpi/{version}"
     endpoints = [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
     return envelope(VersionDetails(version=version, endpoints=endpoints), now=now)
