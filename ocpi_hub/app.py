@@ -15,21 +15,24 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocpi_hub import logs
-from ocpi_hub.api import boundary, health, schema, status
+from ocpi_hub.api import boundary, health, request_limits, schema, status
 from ocpi_hub.api.deps import ModuleList
 from ocpi_hub.api.internal import limits
 from ocpi_hub.api.internal.authorize import AuthorizeController
+from ocpi_hub.api.internal.bulk import BulkController
 from ocpi_hub.api.internal.certificates import CertificateController
 from ocpi_hub.api.internal.chargestations import ChargeStationController
 from ocpi_hub.api.internal.commands import CommandController
 from ocpi_hub.api.internal.deliveries import DeliveriesController
 from ocpi_hub.api.internal.evsevo import EvseVoController
 from ocpi_hub.api.internal.guard import internal_api_guard
-from ocpi_hub.api.internal.locations import LocationController
+from ocpi_hub.api.internal.locations import LocationController, LocationsController
 from ocpi_hub.api.internal.partners import PartnersController
 from ocpi_hub.api.internal.sessions import CdrController, SessionController
+from ocpi_hub.api.internal.sync import SyncController
 from ocpi_hub.api.internal.tariffs import TariffController
 from ocpi_hub.api.internal.tokens import TokenController
+from ocpi_hub.api.internal.traffic import TrafficController
 from ocpi_hub.api.observe import observed
 from ocpi_hub.api.ocpi import authentication, sender
 from ocpi_hub.api.ocpi import commands as ocpi_commands
@@ -49,8 +52,11 @@ from ocpi_hub.metrics import Metrics
 from ocpi_hub.ocpi.common import StatusCode, utc_now
 from ocpi_hub.ocpi.versions import SUPPORTED, InterfaceRole, ModuleID
 from ocpi_hub.push import worker as push
+from ocpi_hub.secret_key import keyring_of
 from ocpi_hub.settings import Settings
+from ocpi_hub.sync.manual import ManualSyncs
 from ocpi_hub.sync.schedule import scheduled_sync
+from ocpi_hub.traffic import TrafficLog
 
 # The Sender interfaces: every module whose objects we own and partners crawl.
 SENDERS = [
@@ -61,6 +67,8 @@ SENDERS = [
         locations.document,
         unknown=StatusCode.UNKNOWN_LOCATION,
         nested=True,
+        page_now=locations.page_now,
+        document_now=locations.document_now,
     ),
     sender.SenderModule(ModuleID.TARIFFS, "tariff", tariffs.page, tariffs.document),
     sender.SenderModule(ModuleID.SESSIONS, "session", sessions.session_page, sessions.session_document, private=True),
@@ -87,13 +95,17 @@ INTERNAL_CONTROLLERS: list[type[Any]] = [
     TokenController,
     CertificateController,
     LocationController,
+    LocationsController,
+    BulkController,
     TariffController,
     SessionController,
     CdrController,
     CommandController,
     EvseVoController,
     DeliveriesController,
+    TrafficController,
     AuthorizeController,
+    SyncController,
 ]
 
 
@@ -112,18 +124,33 @@ def create_app(
     cache = AnswerCache(freshness)
     http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
     metrics = Metrics()  # the app's own registry (docs/operations.md §2)
+    metrics.registry.register(cache)  # how answers were made (docs/operations.md §2.2)
+    manual_syncs = ManualSyncs(sessions, settings, clock=clock, on_report=metrics.sync_done)
     context = sender.SenderContext(settings, clock, sessions, cache)
-    authenticate = authentication.authenticator(sessions, cache)
+    authenticate = authentication.authenticator(sessions, cache, keyring_of(settings))
+    outage = Outage(engine)  # one per process: the requests, the push worker and the sync tell it
+    # Both directions of every partner's OCPI traffic (docs/operations.md §7.2), written off the request path.
+    traffic_log = TrafficLog(
+        sessions, bodies=settings.traffic_bodies, clock=clock, outage=outage, registry=metrics.registry
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         freshness.open()
+        traffic_log.start()
         try:
             async with push.running(
-                sessions, settings, clock=clock, transport=transport, metrics=metrics
+                sessions,
+                settings,
+                clock=clock,
+                transport=transport,
+                metrics=metrics,
+                outage=outage,
+                traffic_log=traffic_log,
             ) as app.state.push:
                 yield
         finally:
+            await traffic_log.stop()  # after the worker's last calls: what waits is written
             await freshness.close()
             await http.aclose()
             await engine.dispose()
@@ -176,23 +203,30 @@ def create_app(
         dependencies={
             "db": Provide(db),
             "sessions": _constant(sessions),
-            "client": _constant(OcpiClient(http)),
-            "settings": _constant(settings),
+            "client": _constant(OcpiClient(http, traffic_log)),
+            "config": _constant(settings),
             "now": _constant(clock),
             "modules": _constant(OCPI_MODULES),
             "bell": _constant(Bell()),
+            "traffic_log": _constant(traffic_log),
+            "syncs": _constant(manual_syncs),
         },
-        exception_handlers={Exception: boundary.handler(settings, clock, Outage(engine))},
+        exception_handlers={Exception: boundary.handler(settings, clock, outage)},
         before_send=[echo_request_ids],
         # After `lifespan`, which starts the database's users; the sync is stopped before it.
-        lifespan=[lifespan, lambda app: scheduled_sync(sessions, settings, clock=clock, on_report=metrics.sync_done)],
+        lifespan=[
+            lifespan,
+            lambda app: scheduled_sync(sessions, settings, clock=clock, on_report=metrics.sync_done, outage=outage),
+            lambda app: manual_syncs.running(),  # POST /api/v0/sync's runs, stopped with the app
+        ],
         state=State({"settings": settings, "metrics": metrics}),
         logging_config=None,  # the command configures logging (ocpi_hub.logs); the app leaves it alone
         openapi_config=schema.openapi_config(),  # offline, behind the guard (docs/operations.md §6)
     )
     schema.document_guard(app)
     # Outside Litestar's routing, so that 404s and 405s are identified, logged and counted too.
-    app.asgi_handler = cast(Any, observed(app.asgi_handler, metrics))
+    # Inside it, over-long request lines and headers are refused in our format (docs/ocpi.md §11).
+    app.asgi_handler = cast(Any, observed(request_limits.bounded(app.asgi_handler, clock), metrics, traffic_log))
     return app
 
 

@@ -1,4 +1,4 @@
-"""The `ocpi-hub` command: serve | migrate | sync (docs/operations.md §4)."""
+"""The `ocpi-hub` command: serve | migrate | sync | rotate-secret-key (docs/operations.md §4, §9)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from ocpi_hub.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("ocpi_hub")
 
+KEEP_ALIVE_SECONDS = 75  # above the 60 s idle timeout of common proxies and load balancers (nginx, AWS ALB)
+
 # The variables each command reads (README "Settings"), listed by its --help.
 _COMMON = ("OCPI_HUB_DATABASE_URL", "OCPI_HUB_LOG_LEVEL", "OCPI_HUB_LOG_FORMAT")
 _PARTIES = ("OCPI_HUB_COUNTRY_CODE", "OCPI_HUB_PARTY_ID", "OCPI_HUB_BUSINESS_NAME", "OCPI_HUB_EXTRA_PARTIES")
@@ -32,15 +34,21 @@ _SERVE = (
     "OCPI_HUB_PUSH_MAX_ATTEMPTS",
     "OCPI_HUB_PUSH_MAX_AGE",
     "OCPI_HUB_PUSH_LEASE",
+    "OCPI_HUB_SENT_RETENTION",
+    "OCPI_HUB_TRAFFIC_RETENTION",
+    "OCPI_HUB_TRAFFIC_BODIES",
     "OCPI_HUB_AUTHORIZATION_TIMEOUT",
     "OCPI_HUB_COMMAND_TIMEOUT",
     "OCPI_HUB_CURRENCY",
     "OCPI_HUB_SYNC_INTERVAL",
 )
+# Secrets at rest (docs/operations.md §9); never on the command line, which every user of the machine can read.
+_KEYS = ("OCPI_HUB_SECRET_KEY", "OCPI_HUB_PREVIOUS_SECRET_KEY")
 ENVIRONMENT = {
-    "serve": _COMMON + _PARTIES + _SERVE + _SYNC,
+    "serve": _COMMON + _PARTIES + _SERVE + _SYNC + _KEYS,
     "migrate": _COMMON,
     "sync": _COMMON + _PARTIES + _SYNC,
+    "rotate-secret-key": (*_COMMON, *_KEYS, "OCPI_HUB_NEW_SECRET_KEY"),
 }
 
 
@@ -89,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", "bring the database to the newest schema (creating a SQLite file if missing)")
     sync = command("sync", "apply migrations, then run one location sync")
     sync.add_argument("--source", help="file, directory or http(s) URL of records (default: OCPI_HUB_SYNC_SOURCE)")
+    command(
+        "rotate-secret-key",
+        "apply migrations, then seal every stored partner token under OCPI_HUB_NEW_SECRET_KEY (or OCPI_HUB_SECRET_KEY) "
+        "and key every bare token hash, in one transaction (keys from the environment only)",
+    )
     return parser
 
 
@@ -138,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(f"OCPI_HUB_DATABASE_URL: cannot use the database ({reason})")
     if args.command == "migrate":
         return 0
+    if args.command == "rotate-secret-key":
+        from ocpi_hub.stored_secrets import rotate_command
+
+        return rotate_command(settings)
     if source is not None:
         from ocpi_hub.sync.command import sync_once
 
@@ -145,9 +162,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from ocpi_hub import stored_secrets
     from ocpi_hub.app import create_app
+    from ocpi_hub.secret_key import SecretKeyError
 
+    try:
+        notes = stored_secrets.check(settings)
+    except SecretKeyError as exc:  # a wrong key: one line now, rather than an error per push and per request
+        return _refuse(str(exc))
     log.info("%s", start_line(settings))
+    for note in notes:
+        log.warning("secrets at rest: %s", note)
     if warning := public_url_warning(settings.public_url, args.host, args.port):
         log.warning("%s", warning)
     uvicorn.run(
@@ -157,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's lines go through our handler (ocpi_hub.logs), with the request ids
         access_log=False,  # one DEBUG line per request instead (ocpi_hub.api.observe)
+        # Idle connections kept longer than clients and proxies keep theirs (docs/ocpi.md §11): uvicorn's 5 s equals
+        # httpx's default, and a request sent as the server closes the connection fails without an answer.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
 

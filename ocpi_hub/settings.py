@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Literal
 
 import msgspec
@@ -13,6 +13,8 @@ import pycountry
 from msgspec import Meta
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from ocpi_hub import secret_key
 
 
 class SettingsError(ValueError):
@@ -65,11 +67,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     push_lease: PositiveFloat = 60.0
     # Run the push worker in this process; a deployment with several processes on one database runs it in one.
     push_worker: bool = True
+    # What happened with a partner (docs/operations.md §7): sent deliveries and the OCPI traffic log are kept this
+    # many seconds; the traffic log keeps bodies (trimmed, tokens replaced) only when asked.
+    sent_retention: PositiveFloat = 86400.0
+    traffic_retention: PositiveFloat = 604800.0
+    traffic_bodies: bool = False
     # The scheduled location sync (ocpi_hub/sync): a file, directory or http(s) URL of EvseVO location records.
     sync_source: str | None = None
     sync_interval: PositiveFloat = 300.0
     sync_max_remove_share: Share = 0.1  # a run that would remove more of the synced locations stops
     sync_lenient: bool = False
+    # Secrets at rest (docs/operations.md §9): seals the tokens we present to partners and keys the hashes of the
+    # tokens they present to us; the previous key is read during a rotation, the new one by `rotate-secret-key`.
+    secret_key: str | None = None
+    previous_secret_key: str | None = None
+    new_secret_key: str | None = None
 
     @property
     def default_party(self) -> Party:
@@ -180,7 +192,24 @@ def _currency(raw: str) -> str:
     return code
 
 
-_CHECKS = {"public_url": _public_url, "database_url": _database_url, "currency": _currency}
+def _key(variable: str) -> Callable[[str], str]:
+    def check(raw: str) -> str:
+        # The value is never repeated in a message: it is a secret.
+        try:
+            secret_key.parse_key(raw, variable)
+        except secret_key.SecretKeyError as exc:
+            raise SettingsError(str(exc)) from None
+        return raw.strip()
+
+    return check
+
+
+_CHECKS = {
+    "public_url": _public_url,
+    "database_url": _database_url,
+    "currency": _currency,
+    **{name: _key(_PREFIX + name.upper()) for name in ("secret_key", "previous_secret_key", "new_secret_key")},
+}
 
 
 def _parties(environ: Mapping[str, str]) -> tuple[Party, ...]:

@@ -3,12 +3,14 @@ what it runs, and refuses to create an empty database by accident (docs/operatio
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ocpi_hub import cli
 from ocpi_hub.settings import Settings
@@ -101,3 +103,34 @@ def test_every_setting_is_listed_by_some_commands_help() -> None:
     listed = {variable for variables in cli.ENVIRONMENT.values() for variable in variables}
     settings = {"OCPI_HUB_" + name.upper() for name in Settings.__struct_fields__ if name != "parties"}
     assert settings <= listed, settings - listed
+
+
+def test_sync_of_a_lenient_source_prints_its_warnings_and_rejections(
+    tmp_path: Path, database_url: str, engine: AsyncEngine
+) -> None:
+    connector = {
+        "uid": 1,
+        "connectorType": "Type2",
+        "electricalProperties": {"powerType": "AC3Phase", "voltage": 230, "amperage": 32, "maxElectricPower": 22},
+    }
+    avcon = {**connector, "uid": 2, "connectorType": "Avcon"}
+    evse = {"uid": 11, "status": "Available", "updated": "2024-01-01T00:00:00Z", "connectors": [connector, avcon]}
+    address = {"streetAndNumber": "Damrak 1", "postalCode": "1012 LG", "city": "Amsterdam", "country": "NLD"}
+    located = {
+        "coordinates": {"latitude": 52.37, "longitude": 4.89},
+        "address": address,
+        "updated": "2024-01-01T00:00:00Z",
+        "evses": [evse],
+    }
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps([{"uid": 1, **located}, {"uid": 2, "evses": [evse]}]))
+    environ = {"OCPI_HUB_DATABASE_URL": database_url, "OCPI_HUB_SYNC_LENIENT": "true"}
+    done = run("sync", "--source", str(source), environ=environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"sync of {source}: 2 records: 1 created, 0 updated, 0 unchanged, 1 rejected, 0 removed",
+        "rejected: record 2 (location 2): $.address: None is required",
+        "warning: location 1: $.evses[0].connectors[1].connectorType: 'Avcon' has no OCPI 2.2.1 ConnectorType; "
+        "connector left out",
+        f"database: {cli.shown_database(database_url)}",
+    ]

@@ -14,21 +14,26 @@ from typing import Any
 import msgspec
 import pytest
 from litestar import Litestar, get
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import cli
 from ocpi_hub.db import locations as locations_db
+from ocpi_hub.db.deliveries import Delivery
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.locations import LocationDocument, LocationRow
+from ocpi_hub.db.partners import Initiator, Partner, PartnerState
+from ocpi_hub.db.sync_runs import SyncRun, Trigger
 from ocpi_hub.db.sync_sources import SyncSource
 from ocpi_hub.db.tariffs import Origin, TariffRow
 from ocpi_hub.evsevo.convert import decode_location_record, location_to_ocpi
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi import tariffs as ocpi_tariffs
+from ocpi_hub.ocpi.common import utc_now
 from ocpi_hub.settings import Party, Settings, SettingsError, load_settings
 from ocpi_hub.stores import locations as store
 from ocpi_hub.stores import tariffs as tariffs_store
+from ocpi_hub.sync import history
 from ocpi_hub.sync.run import SyncReport, sync
 from tests.conftest import HubFactory
 from tests.servers import serve
@@ -498,3 +503,171 @@ async def test_the_sync_keeps_the_tariffs_its_connectors_name_and_deletes_the_re
     assert left_operator == "OPERATOR-1"
     assert left_sync != shared  # 0.30 is no longer named by any connector: deleted by the sync
     assert (await stored(sessions, "1")) is not None
+
+
+# --- The runs' history and warnings (docs/operations.md §8.2, §8.3) ---------------------------------------------
+
+
+def with_avcon(uid: int) -> dict[str, Any]:
+    """A record with a connector OCPI cannot show: rejected in strict mode, one warning in lenient mode."""
+    avcon = {**evse(uid, 2)["connectors"][0], "uid": 2, "connectorType": "Avcon"}
+    return record(uid, evses=[evse(uid, 1, connectors=[*evse(uid, 1)["connectors"], avcon])])
+
+
+async def recorded_runs(sessions: Sessions) -> list[SyncRun]:
+    async with sessions() as session:
+        return list((await session.execute(select(SyncRun).order_by(SyncRun.id))).scalars())
+
+
+def test_the_sync_command_prints_the_first_warnings_and_records_its_run(
+    tmp_path: Path,
+    database_url: str,
+    sessions: Sessions,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OCPI_HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("OCPI_HUB_SYNC_LENIENT", "true")
+    source = write_json(tmp_path / "export.json", [with_avcon(n) for n in range(1, 26)])
+    assert cli.main(["sync", "--source", source]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    warning = "$.evses[0].connectors[1].connectorType: 'Avcon' has no OCPI 2.2.1 ConnectorType; connector left out"
+    assert lines[1:] == [
+        *(f"warning: location {n}: {warning}" for n in range(1, 21)),
+        "... and 5 more warnings",
+        f"database: {cli.shown_database(database_url)}",
+    ]
+
+    [run] = asyncio.run(_runs(database_url))
+    assert (run.trigger, run.source, run.outcome, run.created, run.warnings) == ("command", source, "completed", 25, 25)
+    assert run.messages["warnings"] == [f"location {n}: {warning}" for n in range(1, 21)]
+    assert run.finished_at is not None
+    assert run.finished_at >= run.started_at
+
+
+async def _runs(database_url: str) -> list[SyncRun]:
+    """The runs recorded, read on an engine of this event loop (the command ran its own)."""
+    engine = create_engine(database_url)
+    try:
+        return await recorded_runs(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+async def test_the_schedule_records_every_run_with_its_outcome(
+    tmp_path: Path, hub_factory: HubFactory, sessions: Sessions
+) -> None:
+    source = tmp_path / "export.json"
+    await hub_factory(sync_source=str(source), sync_interval=0.2, push_worker=False)
+
+    async def stopped_then_completed() -> bool:
+        runs = await recorded_runs(sessions)
+        if not runs:
+            return False
+        if not source.exists():  # the first run cannot read the source: it stops; then the source appears
+            write_json(source, [record(1), {"uid": 2}])
+        return any(r.outcome == "completed" for r in runs)
+
+    await eventually(stopped_then_completed)
+    runs = await recorded_runs(sessions)
+    assert {r.trigger for r in runs} == {"schedule"}
+    assert runs[0].outcome == "stopped"
+    assert runs[0].reason is not None
+    assert "no such file or directory" in runs[0].reason
+    completed = next(r for r in runs if r.outcome == "completed")
+    assert (completed.created, completed.rejected, completed.warnings) == (1, 1, 0)
+    assert completed.messages["rejected"] == ["record 2 (location 2): $.address: None is required"]
+
+
+async def test_a_run_that_fails_is_recorded_as_failed_and_raises(
+    tmp_path: Path, sessions: Sessions, settings: Settings
+) -> None:
+    source = write_json(tmp_path / "export.json", [record(1)])
+
+    def broken(done: int, total: int) -> None:  # anything that escapes a run: a bug, the database away
+        raise RuntimeError("went away\n[SQL: SELECT what the statement held]")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        await history.recorded(
+            sessions, settings, source, trigger=Trigger.API, holder="h:1:a", clock=utc_now, progress=broken
+        )
+    [run] = await recorded_runs(sessions)
+    assert (run.trigger, run.outcome, run.reason) == ("api", "failed", "RuntimeError: went away")
+    assert run.finished_at is not None
+
+
+# --- Batched writes (README "The location sync", docs/ocpi.md §11, "Writes in bulk") -----------------------------
+
+
+async def _receiving_partner(sessions: Sessions) -> int:
+    """A registered eMSP with Locations and Tariffs receivers, so that what the sync queues can be looked at."""
+    async with sessions() as session:
+        partner = Partner(
+            state=PartnerState.REGISTERED,
+            initiator=Initiator.HUB,
+            versions_url="http://emsp.invalid/versions",
+            version="2.2.1",
+            roles=[],
+            endpoints=[
+                {"identifier": module, "role": "RECEIVER", "url": f"http://emsp.invalid/{module}"}
+                for module in ("locations", "tariffs")
+            ],
+            created_at=utc_now(),
+            updated_at=utc_now(),
+        )
+        session.add(partner)
+        await session.commit()
+        return partner.id
+
+
+async def _queued(sessions: Sessions, *, clear: bool = False) -> list[tuple[str, str, str, str]]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Delivery.module, Delivery.object_id, Delivery.evse_uid, Delivery.method).order_by(Delivery.id)
+        )
+        found = [tuple(row) for row in rows]
+        if clear:
+            await session.execute(delete(Delivery))
+            await session.commit()
+    return found  # type: ignore[return-value]
+
+
+async def test_a_refused_record_of_a_batch_is_rejected_and_leaves_nothing_while_the_rest_land(
+    tmp_path: Path, run: Run, sessions: Sessions
+) -> None:
+    await _receiving_partner(sessions)
+    other = Party("DE", "ALL", "Allego")
+    owned = location_to_ocpi(  # location 3 is another party's already
+        decode_location_record(record(3, operatorId="DE-ALL", evses=[evse(3, 1, evseId="DE*ALL*E3*1")])),
+        location_id=None,
+        parties=[OUR_PARTY.key, other.key],
+        default_party=OUR_PARTY.key,
+        now=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    async with sessions() as session:
+        await store.save_location(session, owned.value, now=datetime(2025, 1, 1, tzinfo=UTC))
+        await session.commit()
+    # One batch: 1, 2 and 4 with a shared price, 3 with a price of its own that nothing else names.
+    records = [priced(1, perKWh=0.30), priced(2, perKWh=0.30), priced(3, perKWh=0.99), priced(4, perKWh=0.30)]
+    report = await run(write_json(tmp_path / "export.json", records), parties=(OUR_PARTY, other))
+    assert counts(report) == {"records": 4, "created": 3, "updated": 0, "unchanged": 0, "rejected": 1, "removed": 0}
+    assert report.reasons == ["record 3 (location 3): location 3 belongs to DE/ALL: a location id belongs to one party"]
+    [shared] = await tariff_ids(sessions)  # the price only the refused record named was not stored
+    queued = await _queued(sessions)
+    assert queued == [("tariffs", shared, "", "PUT")] + [("locations", i, "", "PUT") for i in ("1", "2", "4")]
+    assert [key for key, _, _ in (await snapshot(sessions))[2]] == ["1", "2", "4"]  # 3 is tried again next run
+
+
+async def test_a_re_run_queues_pushes_only_for_what_changed(tmp_path: Path, run: Run, sessions: Sessions) -> None:
+    await _receiving_partner(sessions)
+    source = tmp_path / "export.json"
+    first = await run(write_json(source, [record(i) for i in range(1, 451)]))  # more than two batches
+    assert first.created == 450
+    assert len(await _queued(sessions, clear=True)) == 450
+    changed = [record(i, status="Occupied" if i in (7, 301) else "Available") for i in range(1, 451)]
+    again = await run(write_json(source, changed))
+    assert (again.updated, again.unchanged) == (2, 448)
+    assert await _queued(sessions) == [
+        ("locations", str(i), f"{i * 10 + n}", "PATCH") for i in (7, 301) for n in (1, 2)
+    ]
+    assert await statuses(sessions, "301") == [ocpi.Status.CHARGING, ocpi.Status.CHARGING]

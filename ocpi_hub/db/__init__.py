@@ -8,14 +8,17 @@ from ocpi_hub.db import (
     chargestations,
     commands,
     deliveries,
+    freshness,
     health,
     leases,
     locations,
     partners,
     sessions,
+    sync_runs,
     sync_sources,
     tariffs,
     tokens,
+    traffic,
 )
 from ocpi_hub.db.base import Base
 
@@ -25,12 +28,15 @@ __all__ = [
     "chargestations",
     "commands",
     "deliveries",
+    "freshness",
     "health",
     "leases",
     "locations",
     "partners",
     "sessions",
+    "sync_runs",
     "sync_sources",
     "tariffs",
     "tokens",
+    "traffic",
 ]

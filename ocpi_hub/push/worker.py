@@ -27,15 +27,19 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub import traffic
 from ocpi_hub.changes import Method, Written
 from ocpi_hub.client import OcpiClient, PartnerCallError
 from ocpi_hub.db import deliveries, health, leases, partners
+from ocpi_hub.db import traffic as kept
 from ocpi_hub.db.deliveries import Dead, Due, Retry
+from ocpi_hub.db.outage import Outage
 from ocpi_hub.db.partners import PartnerState
 from ocpi_hub.metrics import Metrics
 from ocpi_hub.push import outbox, retry
 from ocpi_hub.push.deliver import Receiver, deliver
 from ocpi_hub.push.modules import ACCEPTED, BODIES, TARGETS
+from ocpi_hub.secret_key import keyring_of
 from ocpi_hub.settings import Settings
 from ocpi_hub.stores import commands
 
@@ -47,6 +51,7 @@ EXCLUSIVE_LEASE = "push-worker"
 EXCLUSIVE_TTL = timedelta(seconds=5)
 LANES = 8  # requests in flight per partner
 BATCH = 500  # deliveries fetched (and settled) at once per partner
+PRUNE_SECONDS = 60.0  # how often old traffic and sent deliveries are pruned (sooner while a batch came back full)
 
 
 @contextlib.asynccontextmanager
@@ -57,9 +62,12 @@ async def running(
     clock: Callable[[], datetime],
     transport: httpx.AsyncBaseTransport | None = None,
     metrics: Metrics | None = None,
+    outage: Outage | None = None,
+    traffic_log: traffic.TrafficLog | None = None,
 ) -> AsyncIterator[PushWorker | None]:
     """The push worker running for the lifetime of the app (None when `OCPI_HUB_PUSH_WORKER` is false), woken by
-    every commit of `sessions` that queued deliveries."""
+    every commit of `sessions` that queued deliveries. `outage`: the process's (db/outage.py), told when the database
+    cannot be reached."""
     if not settings.push_worker:
         yield None
         return
@@ -68,7 +76,8 @@ async def running(
     async with httpx.AsyncClient(
         timeout=settings.http_timeout, transport=transport, follow_redirects=False, limits=limits
     ) as http:
-        worker = PushWorker(sessions, OcpiClient(http), settings, clock=clock, metrics=metrics)
+        client = OcpiClient(http, traffic_log)
+        worker = PushWorker(sessions, client, settings, clock=clock, metrics=metrics, outage=outage)
         sessions.configure(info={outbox.WAKE: worker.wake})
         worker.start()
         try:
@@ -88,6 +97,7 @@ class PushWorker:
         lanes: int = LANES,
         batch: int = BATCH,
         metrics: Metrics | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.sessions = sessions
         self.metrics = metrics
@@ -97,9 +107,15 @@ class PushWorker:
         self.batch = batch
         self.policy = retry.policy(max_attempts=settings.push_max_attempts, max_age=settings.push_max_age)
         self.lease = timedelta(seconds=settings.push_lease)
+        self.keyring = keyring_of(settings)  # opens the tokens we present to partners (docs/operations.md §9)
+        self.traffic_retention = timedelta(seconds=settings.traffic_retention)
+        self.sent_retention = timedelta(seconds=settings.sent_retention)
+        self._prune_due = 0.0
         self.holder = leases.holder_name()
         # SQLite: one worker per database file at a time (a lease); PostgreSQL: any number, claiming rows.
         bind = sessions.kw.get("bind")
+        # While the database is away: one WARNING and one INFO for the outage, not a traceback per round.
+        self.outage = outage or (Outage(bind) if bind is not None else None)
         self.exclusive = bind is not None and bind.dialect.name == "sqlite"
         self._holding = not self.exclusive
         self._wakeup = asyncio.Event()
@@ -148,9 +164,15 @@ class PushWorker:
                             session, EXCLUSIVE_LEASE, self.holder, now=self.clock(), ttl=EXCLUSIVE_TTL
                         )
                         await session.commit()
-                    eligible = [p.id for p in await partners.registered(session) if Receiver.of(p) is not None]
-            except Exception:  # the database may be away for a while: keep trying, never die
-                log.exception("push worker: cannot read the partners")
+                    eligible = [
+                        p.id for p in await partners.registered(session) if Receiver.of(p, self.keyring) is not None
+                    ]
+                if chores and loop.time() >= self._prune_due:
+                    more = await self.prune()
+                    self._prune_due = loop.time() + (POLL_SECONDS if more else PRUNE_SECONDS)
+            except Exception as exc:  # the database may be away for a while: keep trying, never die
+                if not self._outage(exc):
+                    log.exception("push worker: cannot read the partners")
                 eligible = []
             if not self._holding:
                 eligible = []  # another process's worker delivers; its partner tasks end at their next round
@@ -158,6 +180,10 @@ class PushWorker:
                 if partner_id not in self._partners:
                     self._start_partner(partner_id)
             await _wait(self._wakeup, POLL_SECONDS)
+
+    def _outage(self, exc: Exception) -> bool:
+        """Whether the round failed because the database cannot be reached (then logged once, by the outage)."""
+        return self.outage is not None and self.outage.noticed(exc)
 
     async def _expire_commands(self) -> None:
         """TIMEOUT for the commands past their expiry, queued like any result (docs/cpo-modules.md §6.5). Here,
@@ -170,6 +196,16 @@ class PushWorker:
 
             await outbox.committed(session, expire, now=now)
 
+    async def prune(self) -> bool:
+        """Delete one batch of the traffic log and of the sent deliveries past their retention (docs/operations.md
+        §7.3); True when a batch was full (more may be left). Here, for the reason commands expire here."""
+        async with self.sessions() as session:
+            now = self.clock()
+            pruned = await kept.prune(
+                session, traffic_before=now - self.traffic_retention, sent_before=now - self.sent_retention
+            )
+        return pruned >= kept.PRUNE_BATCH
+
     def _start_partner(self, partner_id: int) -> None:
         event = asyncio.Event()
         task = asyncio.create_task(self._serve(partner_id, event), name=f"push to partner {partner_id}")
@@ -180,8 +216,9 @@ class PushWorker:
         """One round for every partner that receives anything, one after the other; returns how many deliveries
         were tried. For tests, which drive the worker with the clock they hand to create_app."""
         await self._expire_commands()
+        await self.prune()
         async with self.sessions() as session:
-            eligible = [p.id for p in await partners.registered(session) if Receiver.of(p) is not None]
+            eligible = [p.id for p in await partners.registered(session) if Receiver.of(p, self.keyring) is not None]
         tried = 0
         for partner_id in eligible:
             with contextlib.suppress(_GoneError):
@@ -198,8 +235,9 @@ class PushWorker:
                 tried, head = await self._round(partner_id, head)
             except _GoneError:
                 return
-            except Exception:  # the database may be away for a while: keep trying, never die
-                log.exception("push worker: round for partner %s failed", partner_id)
+            except Exception as exc:  # the database may be away for a while: keep trying, never die
+                if not self._outage(exc):
+                    log.exception("push worker: round for partner %s failed", partner_id)
                 tried = 0
             if not tried or head is not None:
                 await _wait(event, POLL_SECONDS)
@@ -209,7 +247,9 @@ class PushWorker:
         to wait for while the partner itself fails)."""
         async with self.sessions() as session:
             partner = await partners.by_id(session, partner_id)
-            receiver = Receiver.of(partner) if partner and partner.state == PartnerState.REGISTERED else None
+            receiver = (
+                Receiver.of(partner, self.keyring) if partner and partner.state == PartnerState.REGISTERED else None
+            )
             if receiver is None:
                 raise _GoneError
             now = self.clock()
@@ -247,6 +287,7 @@ class PushWorker:
         retries: list[Retry] = []
         dead: list[Dead] = []
         tried: set[int] = set()
+        arrived: list[kept.Arrived] = []  # kept a while as sent deliveries (docs/operations.md §7.1)
         partner_down = False
         tally = _Tally()
 
@@ -256,9 +297,10 @@ class PushWorker:
                 for due in chains.popleft():
                     tried.add(due.id)
                     try:
-                        location = await deliver(
-                            self.client, receiver, due, bodies.get(due.chain), targets.get(due.chain)
-                        )
+                        with traffic.talking_to(partner_id) as conversation:
+                            location = await deliver(
+                                self.client, receiver, due, bodies.get(due.chain), targets.get(due.chain)
+                            )
                     except PartnerCallError as exc:
                         now = self.clock()
                         tally.failed(due.module, exc)
@@ -274,6 +316,7 @@ class PushWorker:
                         partner_down = partner_down or _partner_failing(exc)
                         break  # the rest of this object waits for this one's retry
                     sent.append((due.id, due.revision))
+                    arrived.append(_arrived(due, conversation.last))
                     if items := tuple(name for name in due.fields if "@" in name):
                         appended.append((due.id, items))
                     if due.method is Method.POST and due.module in ACCEPTED:
@@ -286,6 +329,7 @@ class PushWorker:
             await deliveries.settle(
                 session, sent=sent, retry=retries, dead=dead, appended=appended, released=released, now=self.clock()
             )
+            await kept.add_sent(session, partner_id, arrived, now=self.clock())
             for due, location in accepted:
                 await ACCEPTED[due.module](session, due.key.id, at=self.clock(), location_url=location)
             changed = await health.record(session, partner_id, tally.outcomes(), now=self.clock())
@@ -354,6 +398,23 @@ class _Tally:
 
 class _GoneError(Exception):
     """The partner no longer receives anything: its task ends."""
+
+
+def _arrived(due: Due, answer: traffic.Answer | None) -> kept.Arrived:
+    """A delivery that arrived, with the partner's answer to its last call (None: nothing had to be sent)."""
+    return kept.Arrived(
+        delivery_id=due.id,
+        revision=due.revision,
+        module=due.module,
+        key=due.key,
+        method=due.method,
+        fields=due.fields,
+        attempts=due.attempts + 1,
+        first_enqueued_at=due.first_enqueued_at,
+        http_status=None if answer is None else answer.http_status,
+        ocpi_status=None if answer is None else answer.ocpi_status,
+        request_id=None if answer is None else answer.request_id,
+    )
 
 
 def _by_object(batch: Iterable[Due]) -> list[list[Due]]:
