@@ -6,7 +6,7 @@ over real HTTP. For every request: no 5xx; an error is in the documented format 
 The explicit cases at the top are the members of each class found so far: each failed before its fix.
 
 CI runs a short run (a few examples per route). The long run by hand (README "Testing"):
-    OCPI_HUB_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz.py -s
+    OCPI_HUB_FUZZ_EXAMPLES=200 pytest tests/test_fuzz.py -s
 `-s` shows the request count and the count of 5xx answers at the end.
 """
 
