@@ -17,9 +17,7 @@ async def versions(config: deps.Config, now: deps.Clock) -> object:
 
 
 @get("/", opt={"access": Access.VERSIONS})
-async def version_details(
-    config: deps.Config, now: deps.Clock, version: deps.Version, modules: deps.Modules
-) -> object:
+async def version_details(config: deps.Config, now: deps.Clock, version: deps.Version, modules: deps.Modules) -> object:
     base = f"{config.public_url}/ocpi/{version}"
     endpoints = [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
     return envelope(VersionDetails(version=version, endpoints=endpoints), now=now)
