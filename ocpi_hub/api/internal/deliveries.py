@@ -5,7 +5,7 @@ partner receives)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
@@ -67,18 +67,25 @@ class Count(msgspec.Struct):
     count: int
 
 
+def _what(d: Listed | SentListed) -> dict[str, Any]:
+    """The object and the call of a delivery, waiting or sent, as the view names them."""
+    return {
+        "module": d.module,
+        "country_code": d.key.country_code,
+        "party_id": d.key.party_id,
+        "object_id": d.key.id,
+        "location_id": d.key.id if d.module == ModuleID.LOCATIONS else None,
+        "evse_uid": d.key.evse_uid or None,
+        "connector_id": d.key.connector_id or None,
+        "method": d.method,
+        "fields": list(d.fields) if d.method == Method.PATCH else None,
+    }
+
+
 def _view(d: Listed) -> DeliveryView:
     return DeliveryView(
         id=d.id,
-        module=d.module,
-        country_code=d.key.country_code,
-        party_id=d.key.party_id,
-        object_id=d.key.id,
-        location_id=d.key.id if d.module == ModuleID.LOCATIONS else None,
-        evse_uid=d.key.evse_uid or None,
-        connector_id=d.key.connector_id or None,
-        method=d.method,
-        fields=list(d.fields) if d.method == Method.PATCH else None,
+        **_what(d),
         state=d.state,
         attempts=d.attempts,
         next_attempt_at=d.next_attempt_at,
@@ -91,15 +98,7 @@ def _view(d: Listed) -> DeliveryView:
 def _sent_view(d: SentListed) -> DeliveryView:
     return DeliveryView(
         id=d.delivery_id,
-        module=d.module,
-        country_code=d.key.country_code,
-        party_id=d.key.party_id,
-        object_id=d.key.id,
-        location_id=d.key.id if d.module == ModuleID.LOCATIONS else None,
-        evse_uid=d.key.evse_uid or None,
-        connector_id=d.key.connector_id or None,
-        method=d.method,
-        fields=list(d.fields) if d.method == Method.PATCH else None,
+        **_what(d),
         state=SENT,
         attempts=d.attempts,
         first_enqueued_at=d.first_enqueued_at,
