@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ocpi_hub import logs
 from ocpi_hub.api import boundary, health, request_limits, schema, status
 from ocpi_hub.api.deps import ModuleList
-from ocpi_hub.api.internal import limits
 from ocpi_hub.api.internal.authorize import AuthorizeController
 from ocpi_hub.api.internal.bulk import BulkController
 from ocpi_hub.api.internal.certificates import CertificateController
@@ -25,7 +24,7 @@ from ocpi_hub.api.internal.chargestations import ChargeStationController
 from ocpi_hub.api.internal.commands import CommandController
 from ocpi_hub.api.internal.deliveries import DeliveriesController
 from ocpi_hub.api.internal.evsevo import EvseVoController
-from ocpi_hub.api.internal.guard import internal_api_guard
+from ocpi_hub.api.internal.guard import admitted
 from ocpi_hub.api.internal.locations import LocationController, LocationsController
 from ocpi_hub.api.internal.partners import PartnersController
 from ocpi_hub.api.internal.sessions import CdrController, SessionController
@@ -34,7 +33,7 @@ from ocpi_hub.api.internal.tariffs import TariffController
 from ocpi_hub.api.internal.tokens import TokenController
 from ocpi_hub.api.internal.traffic import TrafficController
 from ocpi_hub.api.observe import observed
-from ocpi_hub.api.ocpi import authentication, sender
+from ocpi_hub.api.ocpi import authentication, kept, sender
 from ocpi_hub.api.ocpi import commands as ocpi_commands
 from ocpi_hub.api.ocpi import sessions as ocpi_sessions
 from ocpi_hub.api.ocpi.answer_cache import AnswerCache
@@ -186,9 +185,7 @@ def create_app(
         for version in SUPPORTED
     ]
     versions_router = Router(path="/", route_handlers=[versions], before_request=authenticate, include_in_schema=False)
-    internal = Router(
-        path="/api/v0", route_handlers=INTERNAL_CONTROLLERS, guards=[internal_api_guard, limits.integer_parameters]
-    )
+    internal = Router(path="/api/v0", route_handlers=INTERNAL_CONTROLLERS, before_request=admitted)
 
     app = Litestar(
         route_handlers=[
@@ -225,8 +222,10 @@ def create_app(
     )
     schema.document_guard(app)
     # Outside Litestar's routing, so that 404s and 405s are identified, logged and counted too.
-    # Inside it, over-long request lines and headers are refused in our format (docs/ocpi.md §11).
-    app.asgi_handler = cast(Any, observed(request_limits.bounded(app.asgi_handler, clock), metrics, traffic_log))
+    # Inside it, over-long request lines and headers are refused in our format (docs/ocpi.md §11), then kept /ocpi
+    # answers are sent without routing (ocpi_hub.api.ocpi.kept).
+    answered = kept.answering_kept(app.asgi_handler, cache)
+    app.asgi_handler = cast(Any, observed(request_limits.bounded(answered, clock), metrics, traffic_log))
     return app
 
 

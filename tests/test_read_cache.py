@@ -9,10 +9,12 @@ import asyncio
 import re
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub.credentials_token import hash_token
 from ocpi_hub.db.partners import Partner
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.stores import locations as store
@@ -151,3 +153,54 @@ async def test_a_tariff_change_leaves_the_locations_answers_kept(
     assert len((await get(hub, "/ocpi/2.2.1/tariffs")).json()["data"]) == 1
     await get(hub, LIST)
     assert await answers(hub, "read") == read
+
+
+async def test_a_kept_answer_is_sent_as_its_route_sends_it(
+    hub_factory: HubFactory, reader: None, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A kept answer is sent before Litestar's routing (ocpi_hub.api.ocpi.kept), yet the partner cannot tell: the
+    same bytes and headers as the routed answer, its own request ids, counted under the route's template and in the
+    partner's traffic log."""
+    hub = await hub_factory(clock=lambda: T1)
+    await add(sessions, location(evse("E1"), id="L1"))
+    path = f"{LIST}/L1/E1"
+    routed = await get(hub, path, headers={"X-Request-ID": "one", "X-Correlation-ID": "first"})
+    kept = await answers(hub, "kept")
+    again = await get(hub, path, headers={"X-Request-ID": "two"})
+    assert await answers(hub, "kept") == kept + 1
+
+    def shown(response: httpx.Response) -> dict[str, str]:
+        return {k: v for k, v in response.headers.items() if k not in ("x-request-id", "x-correlation-id", "date")}
+
+    assert again.content == routed.content
+    assert shown(again) == shown(routed)
+    assert shown(again)["ocpi-to-party-id"] == "EMP"
+    assert (again.headers["x-request-id"], again.headers["x-correlation-id"]) == ("two", "two")
+    metrics = (await hub.http.get(f"{hub.url}/metrics")).text
+    template = "/ocpi/2.2.1/locations/{object_id}/{evse_uid}"
+    assert f'ocpi_hub_requests_total{{method="GET",route="{template}",status="200"}} 2.0' in metrics
+    [partner] = (await hub.api("GET", "/partners")).json()
+    logged = await poll(
+        lambda: hub.api("GET", f"/partners/{partner['id']}/traffic"), lambda r: len(r.json()["entries"]) == 2
+    )
+    assert [(e["path"], e["http_status"], e["request_id"]) for e in logged.json()["entries"]] == [
+        (path, 200, "two"),
+        (path, 200, "one"),
+    ]
+
+
+async def test_a_kept_answer_is_not_sent_to_a_caller_whose_token_changed(
+    hub: Hub, reader: None, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The kept path asks the same change counters as the route: a token replaced in the database (here by another
+    connection, as another process would) is refused at once, though the answer to that question is kept."""
+    await add(sessions, location(evse("E1"), id="L1"))
+    assert (await get(hub, LIST)).status_code == 200
+    assert (await get(hub, LIST)).status_code == 200
+    async with sessions() as session:
+        await session.execute(update(Partner).values(token_hash=hash_token("a-new-token")))
+        await session.commit()
+    refused = await get(hub, LIST)
+    assert refused.status_code == 401
+    assert "data" not in refused.json()
+    assert ids(await hub.ocpi("GET", LIST, "a-new-token")) == ["L1"]

@@ -100,10 +100,11 @@ class Answer:
     """A 200 answer around JSON data, sent as an ASGI app. Its envelope is reused within the same second (the
     envelope's timestamp has whole seconds, so it is byte for byte the same) rather than copying 160 kB again."""
 
-    __slots__ = ("_body", "_data", "_headers", "_now", "_timestamp")
+    __slots__ = ("_body", "_data", "_headers", "_now", "_timestamp", "template")
 
-    def __init__(self, data: bytes, headers: dict[str, str], now: Callable[[], datetime]) -> None:
+    def __init__(self, data: bytes, headers: dict[str, str], now: Callable[[], datetime], *, template: str) -> None:
         self._data, self._now = data, now
+        self.template = template  # the route's path template, which the request metrics are labelled with
         self._timestamp, self._body = b"", b""
         self._headers = [(b"content-type", b"application/json")]
         self._headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
@@ -190,6 +191,10 @@ class AnswerCache(Collector):
     def module(self, module: str, kind: Kind) -> Answers:
         """The answers of `module` (the same for every OCPI version), read from data of `kind`."""
         return self._modules.setdefault(module, Answers(kind))
+
+    def answers_of(self, module: str) -> Answers | None:
+        """The answers of `module`, if it has any (ocpi_hub.api.ocpi.kept)."""
+        return self._modules.get(module)
 
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(

@@ -94,9 +94,15 @@ def known_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | Non
 Authenticate = Callable[[Request[Any, Any, Any]], Awaitable[None]]
 
 
-def _authorization(scope: Scope) -> bytes | None:
+def authorization_of(scope: Scope) -> bytes | None:
     """The Authorization header as sent, straight from the scope (cheaper than building Litestar's Headers)."""
     return next((value for name, value in scope["headers"] if name == b"authorization"), None)
+
+
+def kept_caller(cache: AnswerCache, authorization: bytes | None, seen: Versions | None) -> tuple[Partner, str] | None:
+    """The partner and token of an Authorization header seen before under the same partners counters. Kept under
+    the header as sent: a crawl's every page is one look-up, without decoding the token again."""
+    return cache.callers.get(authorization, seen) if authorization else None
 
 
 def authenticator(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache, keyring: Keyring) -> Authenticate:
@@ -104,10 +110,9 @@ def authenticator(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache
 
     async def authenticate(request: Request[Any, Any, Any]) -> None:
         access: Access = request.route_handler.opt.get("access", Access.FUNCTIONAL)
-        authorization = _authorization(request.scope)
+        authorization = authorization_of(request.scope)
         seen = await cache.version()
-        # Kept under the header as sent: a crawl's every page is one look-up, without decoding the token again.
-        found = cache.callers.get(authorization, seen) if authorization else None
+        found = kept_caller(cache, authorization, seen)
         if found is None and authorization:
             candidates = presented_tokens(authorization.decode("latin-1"))
             if candidates:

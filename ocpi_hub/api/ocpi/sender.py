@@ -83,7 +83,8 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
 
         async def answer() -> Answer:
             data, headers = await make()
-            return Answer(data, headers | routing_headers(request, settings, who.party), context.clock)
+            headers |= routing_headers(request, settings, who.party)
+            return Answer(data, headers, context.clock, template=request.scope["path_template"])
 
         return await answers.answer(question(request.scope, who.partner.id), who.seen, answer)
 
