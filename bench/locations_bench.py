@@ -207,7 +207,7 @@ def serve_hub(database_url: str, port: int, page_file: Path | None) -> None:
 
         @get("/bench/dependencies", dependencies=version)
         async def dependencies(
-            db: deps.Db, settings: deps.Config, version: deps.Version, now: deps.Clock
+            db: deps.Db, config: deps.Config, version: deps.Version, now: deps.Clock
         ) -> Response[bytes]:
             return Response(body, media_type="application/json", headers=headers)
 
@@ -331,7 +331,7 @@ def run(args: argparse.Namespace) -> None:
         (CEILING, "ceiling", page),
         ("Litestar app, one handler, saved page", "litestar", page),
         ("hub app, handler without dependencies", "hub", "/bench/cached"),
-        ("hub app, + db, settings, version, now", "hub", "/bench/dependencies"),
+        ("hub app, + db, config, version, now", "hub", "/bench/dependencies"),
         (FIRST, "hub", page),
         (DEEP, "hub", f"/ocpi/2.2.1/locations?offset={args.locations - PAGE}&limit={PAGE}"),
         ("hub: one location", "hub", f"/ocpi/2.2.1/locations/LOC{args.locations // 2:06d}"),
@@ -380,7 +380,7 @@ _PROFILE_PARTS = [
     ("authentication (the guard)", "authenticate (ocpi_hub/api/ocpi/authentication.py"),
     ("the page query", "page (ocpi_hub/db/locations.py"),
     ("the rest of the handler", "list_objects (ocpi_hub/api/ocpi/sender.py"),
-    ("dependencies (db session, settings, ...)", "resolve_dependencies (litestar/"),
+    ("dependencies (db session, config, ...)", "resolve_dependencies (litestar/"),
     ("db session cleanup (rollback)", "DependencyCleanupGroup"),
     ("sending the response", "Answer.__call__ (ocpi_hub/api/ocpi/answer_cache.py"),
     ("Litestar routing, middleware", "Litestar.__call__ (litestar/"),

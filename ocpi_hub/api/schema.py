@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from ocpi_hub.api.internal.guard import internal_api_guard
+from ocpi_hub.api.internal.guard import admitted, internal_api_guard
 from ocpi_hub.errors import seed_errors
 
 PATH = "/api/v0/schema"
@@ -79,7 +79,8 @@ def document_guard(app: Litestar) -> None:
     boundary never sends). Litestar copies handlers into each app, so this touches only `app`'s."""
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
-            if not any(internal_api_guard in (layer.guards or ()) for layer in handler.ownership_layers):
+            guarded = any(internal_api_guard in (layer.guards or ()) for layer in handler.ownership_layers)
+            if not guarded and handler.resolve_before_request() is not admitted:
                 continue
             inputs = set(handler.parsed_fn_signature.parameters) - set(handler.resolve_dependencies()) - _NOT_INPUT
             handler.responses = {**seed_errors(*((400,) if inputs else ()), 401, 403), **(handler.responses or {})}

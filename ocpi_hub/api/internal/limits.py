@@ -31,10 +31,9 @@ def _fits(raw: str) -> bool:
     return len(digits) <= 10 and INT_MIN <= int(raw) <= INT_MAX
 
 
-# async although it never awaits: Litestar runs a plain function guard in a worker thread, which cost a
-# status change about a tenth of its time.
+# Called by the internal API's before_request hook (ocpi_hub.api.internal.guard.admitted).
 async def integer_parameters(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: a path or query parameter typed `int` outside the 32-bit range is a 400 naming it."""
+    """A path or query parameter typed `int` outside the 32-bit range is a 400 naming it."""
     for name, field in handler.parsed_fn_signature.parameters.items():
         if not _is_int(field):
             continue
