@@ -27,6 +27,7 @@ an EVSE alone does not name the party that owns them.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -113,14 +114,19 @@ def _present(value: Scalar) -> bool:
 # --- Strings and identifiers -------------------------------------------------------------------------------------
 
 
+# What string(n) may not hold: C0 controls, DEL, and lone surrogates (which UTF-8 cannot encode).
+_NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
 def _text_problem(value: str, max_length: int, *, ascii_only: bool) -> str | None:
     """Why `value` is not an OCPI CiString(n) (printable ASCII) or string(n) (printable UTF-8), or None (§1.9)."""
     if len(value) > max_length:
         return f"is longer than {max_length} characters"
     if ascii_only:
-        if not all(" " <= c <= "~" for c in value):
+        # Among ASCII characters, exactly " " to "~" are printable.
+        if not (value.isascii() and value.isprintable()):
             return "is not printable ASCII"
-    elif any(c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff" for c in value):
+    elif _NOT_PRINTABLE.search(value):
         return "contains control characters or lone surrogates"
     return None
 
@@ -187,6 +193,17 @@ def _datetime(value: Scalar, path: str) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ConversionError(path, value, "is not a date-time string")
+    parsed = _parsed_datetime(value)
+    if isinstance(parsed, str):
+        raise ConversionError(path, value, parsed)
+    return parsed
+
+
+# A record repeats its few dates in every EVSE and connector. The parse is a pure function of the string (the
+# result, an immutable datetime, or the rule it breaks), so a cache of it is exact; bounded, as strings vary.
+@functools.lru_cache(maxsize=4096)
+def _parsed_datetime(value: str) -> datetime | str:
+    """The UTC datetime a date-time string means, or the rule it breaks."""
     try:
         if iso := _ISO.fullmatch(value):
             year, month, day, hour, minute, second, _fraction, designator = iso.groups()
@@ -202,8 +219,8 @@ def _datetime(value: Scalar, path: str) -> datetime | None:
             return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
     except (ValueError, OverflowError):
         # Impossible calendar values (month 13, 30 February, hour 24) or an offset that leaves the calendar.
-        raise ConversionError(path, value, "is not a valid date and time") from None
-    raise ConversionError(path, value, "is neither ISO 8601 nor MM/DD/YYYY HH:MM:SS")
+        return "is not a valid date and time"
+    return "is neither ISO 8601 nor MM/DD/YYYY HH:MM:SS"
 
 
 def _effective(deleted: datetime | None, now: datetime | None) -> bool:
@@ -216,18 +233,21 @@ def _effective(deleted: datetime | None, now: datetime | None) -> bool:
 _INT32_MAX = 2**31 - 1
 
 
-def _number(value: Scalar, path: str) -> Decimal:
-    """A finite, positive JSON number as `Decimal(str(x))`, so that 46.5 is exactly 46.5 before rounding."""
+def _number(value: Scalar, path: str) -> int | float:
+    """A finite, positive JSON number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConversionError(path, value, "is not a number")
     if not 0 < value <= _INT32_MAX:  # also False for NaN
         raise ConversionError(path, value, f"is not a number in (0, {_INT32_MAX}]")
-    return Decimal(str(value))
+    return value
 
 
-def _round_half_up(value: Decimal) -> int:
+def _round_half_up(value: int | float, scale: int = 1) -> int:
+    """value * scale, rounded half up in `Decimal(str(value))`, so that 46.5 is exactly 46.5 before rounding."""
+    if type(value) is int:
+        return value * scale  # already whole: the Decimal path would give the same int
     # Not round(): Python rounds half to even, round(46.5) == 46.
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int((Decimal(str(value)) * scale).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _whole(value: Scalar, path: str) -> int:
@@ -257,6 +277,8 @@ _CAPABILITY: dict[str, ocpi.Capability | None] = {
     "newmotionapp": ocpi.Capability.REMOTE_START_STOP_CAPABLE,
     "pnc": None,
 }
+
+_CAPABILITY_ORDER = tuple(ocpi.Capability)  # iterating the enum itself is slow
 
 _POWER_TYPE = {
     "ac1phase": ocpi.PowerType.AC_1_PHASE,
@@ -323,15 +345,38 @@ _TARIFF_ID_DIGITS = 36 - len(_TARIFF_ID_PREFIX)  # Tariff.id is CiString(36)
 _MINUTES_PER_HOUR = 60
 
 
-def _price(value: Scalar, path: str) -> Decimal | None:
-    """A price as `Decimal(str(x))`, exact before * 60 (§6.7); None when absent."""
+def _price(value: Scalar, path: str) -> str | None:
+    """A price as `str(x)`, for `Decimal(str(x))` (exact before * 60, §6.7); None when absent."""
     if not _present(value):
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConversionError(path, value, "is not a number")
     if not 0 <= value <= _INT32_MAX:  # also False for NaN; the bound keeps * 60 a finite float
         raise ConversionError(path, value, f"is not a number in [0, {_INT32_MAX}]")
-    return Decimal(str(value))
+    return str(value)
+
+
+_PriceComponents = tuple[tuple[ocpi_tariffs.TariffDimensionType, float], ...]
+
+
+# Connectors repeat a few price lists. The id and the price components are a pure function of the arguments, the
+# prices spelt as `str(x)` from which they are computed, so a cache of them is exact; bounded, as prices vary.
+@functools.lru_cache(maxsize=1024)
+def _priced(
+    country_code: str, party_id: str, currency: str, start_fee: str | None, per_kwh: str | None, per_minute: str | None
+) -> tuple[str, _PriceComponents]:
+    """The Tariff id and (type, price) components of valid prices."""
+    per_hour = None if per_minute is None else Decimal(per_minute) * _MINUTES_PER_HOUR
+    kinds = ocpi_tariffs.TariffDimensionType
+    candidates = (
+        (kinds.FLAT, None if start_fee is None else Decimal(start_fee)),
+        (kinds.ENERGY, None if per_kwh is None else Decimal(per_kwh)),
+        (kinds.TIME, per_hour),
+    )
+    prices = [(kind, price) for kind, price in candidates if price]  # 0 and absent price nothing
+    if not prices:
+        prices = [(kinds.FLAT, Decimal(0))]  # free of charge, as OCPI spells it (docs/cpo-modules.md §3.5)
+    return _tariff_id(country_code, party_id, currency, prices), tuple((kind, float(p)) for kind, p in prices)
 
 
 def _tariff_id(country_code: str, party_id: str, currency: str, prices: Sequence[tuple[str, Decimal]]) -> str:
@@ -341,7 +386,8 @@ def _tariff_id(country_code: str, party_id: str, currency: str, prices: Sequence
     return _TARIFF_ID_PREFIX + digest[:_TARIFF_ID_DIGITS]
 
 
-def _tariff(src: TariffVO, path: str, owner: _Tariffs) -> ocpi_tariffs.Tariff:
+def _tariff(src: TariffVO, path: str, owner: _Tariffs) -> str:
+    """The id of the connector's Tariff, which `owner` keeps from its first mention."""
     currency = src.currency
     if not _present(currency):
         raise ConversionError(f"{path}.currency", currency, "is required")
@@ -352,26 +398,23 @@ def _tariff(src: TariffVO, path: str, owner: _Tariffs) -> ocpi_tariffs.Tariff:
     start_fee = _price(src.start_fee, f"{path}.startFee")
     per_kwh = _price(src.per_kwh, f"{path}.perKWh")
     per_minute = _price(src.per_minute, f"{path}.perMinute")
-    per_hour = None if per_minute is None else per_minute * _MINUTES_PER_HOUR
-    kinds = ocpi_tariffs.TariffDimensionType
-    candidates = ((kinds.FLAT, start_fee), (kinds.ENERGY, per_kwh), (kinds.TIME, per_hour))
-    prices = [(kind, price) for kind, price in candidates if price]  # 0 and absent price nothing
-    if not prices:
-        prices = [(kinds.FLAT, Decimal(0))]  # free of charge, as OCPI spells it (docs/cpo-modules.md §3.5)
-    return ocpi_tariffs.Tariff(
-        country_code=owner.country_code,
-        party_id=owner.party_id,
-        id=_tariff_id(owner.country_code, owner.party_id, code, prices),
-        currency=code,
-        elements=[
-            ocpi_tariffs.TariffElement(
-                price_components=[
-                    ocpi_tariffs.PriceComponent(type=kind, price=float(price), step_size=1) for kind, price in prices
-                ]
-            )
-        ],
-        last_updated=owner.now,
-    )
+    tariff_id, components = _priced(owner.country_code, owner.party_id, code, start_fee, per_kwh, per_minute)
+    if tariff_id not in owner.by_id:
+        owner.by_id[tariff_id] = ocpi_tariffs.Tariff(
+            country_code=owner.country_code,
+            party_id=owner.party_id,
+            id=tariff_id,
+            currency=code,
+            elements=[
+                ocpi_tariffs.TariffElement(
+                    price_components=[
+                        ocpi_tariffs.PriceComponent(type=kind, price=price, step_size=1) for kind, price in components
+                    ]
+                )
+            ],
+            last_updated=owner.now,
+        )
+    return tariff_id
 
 
 def _tariff_ids(run: _Run, src: ConnectorVO, path: str, tariffs: _Tariffs | None) -> list[str] | None:
@@ -379,11 +422,8 @@ def _tariff_ids(run: _Run, src: ConnectorVO, path: str, tariffs: _Tariffs | None
     tariff_vo = src.tariff
     if tariffs is None or tariff_vo is None:
         return None
-    tariff = run.lenient(lambda: _tariff(tariff_vo, f"{path}.tariff", tariffs), "tariff left out")
-    if tariff is None:
-        return None
-    tariffs.by_id.setdefault(tariff.id, tariff)
-    return [tariff.id]
+    tariff_id = run.lenient(lambda: _tariff(tariff_vo, f"{path}.tariff", tariffs), "tariff left out")
+    return None if tariff_id is None else [tariff_id]
 
 
 # --- Connector (§4.4) --------------------------------------------------------------------------------------------
@@ -424,7 +464,7 @@ def _max_electric_power(
     """kW in the source, W in OCPI; absent stays absent (it is not computed from voltage and amperage)."""
     if not _present(value):
         return None
-    watts = _round_half_up(_number(value, path) * 1000)
+    watts = _round_half_up(_number(value, path), 1000)
     limit = voltage * amperage * _PHASES[power_type]
     if watts > limit * 1.1:
         run.warn(path, value, f"is {watts} W, about {watts / limit:.0f} times voltage x amperage x phases ({limit} W)")
@@ -524,7 +564,7 @@ def _capabilities(run: _Run, value: Scalar | list[Scalar], path: str) -> list[oc
             run.warn(where, item, "is not a known authorization method; ignored")
         elif (capability := _CAPABILITY[key]) is not None:
             found.add(capability)
-    return [c for c in ocpi.Capability if c in found] or None
+    return [c for c in _CAPABILITY_ORDER if c in found] or None
 
 
 def _evse(
@@ -650,13 +690,16 @@ def _opening_times(run: _Run, record: EvseVOLocation) -> ocpi.Hours | None:
     return ocpi.Hours(twentyfourseven=False, regular_hours=regular)
 
 
+_MICRODEGREE = Decimal("0.000001")
+
+
 def _coordinate(value: Scalar, path: str, limit: int) -> Decimal:
     """Degrees with 6 decimals (GeoLocation wants 5 to 7), rounded half up from `Decimal(str(x))` (§6.7)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConversionError(path, value, "is not a number")
     if not -limit <= value <= limit:  # also False for NaN
         raise ConversionError(path, value, f"is not within ±{limit}")
-    return Decimal(str(value)).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    return Decimal(str(value)).quantize(_MICRODEGREE, rounding=ROUND_HALF_UP)
 
 
 def _business_details(value: Scalar, path: str) -> BusinessDetails | None:
