@@ -3,10 +3,11 @@ with its field, the same stored Locations and pushes as one registerLocation per
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.db.locations import LocationRow
@@ -112,3 +113,27 @@ async def test_bulk_body_limits(quiet_hub: Hub) -> None:
     assert error(await quiet_hub.api("PUT", "/locations", json={"id": "B1"}), 400)
     empty = await quiet_hub.api("PUT", "/locations", json=[])
     assert (empty.status_code, empty.json()) == (200, [])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("OCPI_HUB_TEST_DATABASE_URL", "").startswith("postgresql"), reason="PostgreSQL's statistics"
+)
+async def test_postgres_statistics_are_renewed_when_a_bulk_load_doubles_the_locations(
+    quiet_hub: Hub, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A bulk load (or a first sync) grows the tables faster than autovacuum renews their statistics, and plans made
+    for empty tables scanned them whole: the tables are analysed when the Locations reach 1,024, 2,048, ..."""
+
+    async def analysed() -> int:
+        async with sessions() as session:
+            query = text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'location_documents'")
+            return int((await session.execute(query)).scalar_one())
+
+    before = await analysed()
+    for first in range(0, 1000, 500):  # 1,000 Locations: below the first mark
+        response = await quiet_hub.api("PUT", "/locations", json=[item(f"A{i}") for i in range(first, first + 500)])
+        assert response.status_code == 200, response.text
+    assert await analysed() == before
+    response = await quiet_hub.api("PUT", "/locations", json=[item(f"B{i}") for i in range(100)])  # to 1,100
+    assert response.status_code == 200, response.text
+    assert await analysed() == before + 1
