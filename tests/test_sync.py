@@ -671,3 +671,35 @@ async def test_a_re_run_queues_pushes_only_for_what_changed(tmp_path: Path, run:
         ("locations", str(i), f"{i * 10 + n}", "PATCH") for i in (7, 301) for n in (1, 2)
     ]
     assert await statuses(sessions, "301") == [ocpi.Status.CHARGING, ocpi.Status.CHARGING]
+
+
+@pytest.mark.parametrize("remembered", [1000, 1], ids=["read-once", "read-twice"])
+async def test_a_routine_run_reads_the_source_once_and_judges_every_record_as_reading_it_twice_would(
+    tmp_path: Path, run: Run, sessions: Sessions, monkeypatch: pytest.MonkeyPatch, remembered: int
+) -> None:
+    """Pass 1 keeps the records to handle while they are few, and pass 2 takes them from there (read-once); past
+    the limit pass 2 reads the source again (read-twice). The outcome is the same record for record: a repeated id
+    is refused even when its first record is unchanged, and a record with a wrong shape is rejected in its turn."""
+    monkeypatch.setattr("ocpi_hub.sync.run._REMEMBERED", remembered)
+    source = tmp_path / "export.json"
+    write_json(source, [record(1), record(2), record(3)])
+    assert counts(await run(str(source)))["created"] == 3
+    write_json(
+        source,
+        [record(1), record(2, status="Occupied"), record(1, status="Occupied"), record(4), {"uid": 5, "evses": 7}],
+    )
+    report = await run(str(source), sync_max_remove_share=0.5)
+    assert counts(report) == {"records": 5, "created": 1, "updated": 1, "unchanged": 1, "rejected": 2, "removed": 1}
+    assert report.reasons[0] == "record 3 (location 1): repeats the location id of record 1"
+    assert report.reasons[1].startswith("record 5 (location 5): ")
+    async with sessions() as session:
+        statuses = {
+            key: [e.status for e in (await locations_db.load(session, key)).location.evses or ()]  # type: ignore[union-attr]
+            for key in ("1", "2", "3", "4")
+        }
+    assert statuses == {
+        "1": [ocpi.Status.AVAILABLE] * 2,
+        "2": [ocpi.Status.CHARGING] * 2,
+        "3": [ocpi.Status.REMOVED] * 2,
+        "4": [ocpi.Status.AVAILABLE] * 2,
+    }

@@ -4,9 +4,11 @@ Two passes over the source, so that a run that would remove too much changes not
 1. Read every record and collect only the location ids. Managed locations (those in `sync_sources`) whose id is
    missing have vanished; when they are more than `sync_max_remove_share` of the managed ones, stop here: a
    truncated export must not wipe the network. A source that cannot be read to its end stops here too.
-2. Read again. A record whose hash equals the stored one is unchanged, without converting it or loading its
-   location; any other is converted and saved through the store (which writes, stamps and pushes only real
-   changes), then its hash is recorded. Last, every EVSE of a vanished location is set to REMOVED.
+2. A record whose hash equals the stored one is unchanged, without converting it or loading its location; any
+   other is converted and saved through the store (which writes, stamps and pushes only real changes), then its
+   hash is recorded. Last, every EVSE of a vanished location is set to REMOVED. Pass 1 already hashes each record
+   and keeps those pass 2 must handle while they are few (_REMEMBERED): a routine run, where a few percent changed,
+   then reads the source once; otherwise pass 2 reads it again.
 
 Records are written in batches (README "The location sync", docs/ocpi.md §11, "Writes in bulk"): up to _BATCH
 converted records, their Tariffs, Locations, pushes and hashes in one transaction of a few statements. A record the
@@ -22,7 +24,7 @@ import asyncio
 import functools
 import hashlib
 import importlib.metadata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,6 +62,9 @@ _HASH_BATCH = 500
 _BATCH = 200
 # Hash comparisons need no I/O: let the event loop serve requests now and then during a long unchanged stretch.
 _YIELD_EVERY = 100
+# Records to handle (changed, new, repeated or wrong) that pass 1 keeps for pass 2, rather than reading the source
+# again (parsing it is most of a routine run's time); a few tens of MB at most. More: pass 2 reads the source.
+_REMEMBERED = 1000
 
 Progress = Callable[[int, int], None]  # (records done, records in the source)
 
@@ -149,20 +154,29 @@ class _Run:
         known = await sync_db.hashes(self.session)
         await self.session.rollback()  # end the read: each record is written in a transaction of its own
         # Reading a whole source takes seconds: in a thread, so that a serving event loop goes on meanwhile.
-        present, self.report.records = await asyncio.to_thread(_scan, source)
-        vanished = known.keys() - present
+        scan = await asyncio.to_thread(_scan, source, known, self.context)
+        self.report.records = scan.records
+        vanished = known.keys() - scan.first.keys()
         if known and len(vanished) > self.max_remove_share * len(known):
             self.report.stopped = (
                 f"{len(vanished)} of the {len(known)} locations this sync manages are missing from the source, more "
                 f"than the allowed share of {self.max_remove_share * 100:g}%: nothing was changed (a truncated export?)"
             )
             return
-        for number, raw in enumerate(source.records(), start=1):
+        numbered: Iterable[tuple[int, object]] = enumerate(source.records(), start=1)
+        if scan.remembered is not None:  # few to handle: those pass 1 kept, without reading the source again
+            numbered = scan.remembered
+            self.first_record = dict(scan.first)  # so that a repeated location id is still told from its first
+            self.report.unchanged += scan.records - len(scan.remembered)
+        number = 0
+        for done, (number, raw) in enumerate(numbered, start=1):
             await self.record(number, raw, known)
             if self.progress is not None:
                 self.progress(number, self.report.records)
-            if number % _YIELD_EVERY == 0:
+            if done % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        if self.progress is not None and number != self.report.records:  # the unchanged records after the last
+            self.progress(self.report.records, self.report.records)
         await self.flush()
         await self.record_hashes()
         # A location pass 1 missed but pass 2 found (the source changed in between) was just synced: keep it.
@@ -184,7 +198,7 @@ class _Run:
         except ConversionError as exc:  # a wrong shape: msgspec's message names the path
             self.reject(number, key, exc.rule)
             return
-        digest = hashlib.sha256(self.context + msgspec.json.encode(record)).hexdigest()
+        digest = _digest(self.context, record)
         if key is not None and known.get(key) == digest:
             self.report.unchanged += 1
             return
@@ -349,16 +363,40 @@ class _RefusedError(Exception):
         self.reasons = reasons
 
 
-def _scan(source: Source) -> tuple[set[str], int]:
-    """Pass 1: the location keys the source names, and its number of records."""
-    keys: set[str] = set()
-    count = 0
-    for raw in source.records():
-        count += 1
+@dataclass
+class _Scan:
+    """What pass 1 found in the source."""
+
+    records: int = 0
+    first: dict[str, int] = field(default_factory=dict)  # each location key named → the number of its first record
+    # The records pass 2 must handle, numbered, in order: all but those of a known location with its stored hash
+    # (None: more than _REMEMBERED, pass 2 reads the source again).
+    remembered: list[tuple[int, object]] | None = field(default_factory=list)
+
+
+def _scan(source: Source, known: dict[str, str], context: bytes) -> _Scan:
+    """Pass 1 (in a thread): the location keys, the number of records, and the records to handle while few."""
+    scan = _Scan()
+    for number, raw in enumerate(source.records(), start=1):
+        scan.records = number
         key = _location_key(raw)
-        if key is not None:
-            keys.add(key)
-    return keys, count
+        if key is not None and scan.first.setdefault(key, number) == number and key in known:
+            try:
+                if _digest(context, decode_location_record(raw)) == known[key]:
+                    continue  # unchanged
+            except ConversionError:
+                pass  # a wrong shape: pass 2 rejects it
+        if scan.remembered is not None:
+            scan.remembered.append((number, raw))
+            if len(scan.remembered) > _REMEMBERED:
+                scan.remembered = None
+    return scan
+
+
+def _digest(context: bytes, record: EvseVOLocation) -> str:
+    """The hash a record is recognised by: the decoded record (so members the converter ignores do not count) and
+    what else decides its conversion."""
+    return hashlib.sha256(context + msgspec.json.encode(record)).hexdigest()
 
 
 def _location_key(raw: object) -> str | None:
