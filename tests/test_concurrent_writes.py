@@ -5,14 +5,16 @@ interleaved the way concurrent clients would."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.db import certificates, chargestations, locations, tokens
+from ocpi_hub.db import certificates, chargestations, locations, tokens, transaction
 from tests.conftest import Hub
 from tests.test_internal_certificates import self_signed
 from tests.test_internal_chargestations import PASSWORD_HASH, register
@@ -123,3 +125,37 @@ async def test_many_status_changes_of_one_evse(hub: Hub, sessions: async_session
     assert location is not None
     assert location.location.evses is not None
     assert location.location.evses[0].status in applied
+
+
+@pytest.mark.skipif(
+    not os.environ.get("OCPI_HUB_TEST_DATABASE_URL", "").startswith("postgresql"), reason="PostgreSQL's deadlocks"
+)
+async def test_two_writers_that_deadlock_both_commit(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Two transactions that lock two rows in opposite orders (as two writers of two kinds can on the change
+    counters): PostgreSQL aborts one, and `transaction.committed` runs it again instead of failing the write."""
+    async with sessions() as session:
+        rows = "INSERT INTO change_counters (kind, shard, version) VALUES ('a', 0, 0), ('b', 0, 0)"
+        await session.execute(text(rows))
+        await session.commit()
+    first_locks = {"a": asyncio.Event(), "b": asyncio.Event()}
+    tries = {"a": 0, "b": 0}
+
+    async def bump(session: AsyncSession, first: str, then: str) -> str:
+        tries[first] += 1
+        update = "UPDATE change_counters SET version = version + 1 WHERE kind = :kind"
+        await session.execute(text(update), {"kind": first})
+        if tries[first] == 1:  # the first time, wait until each holds its first row: then each waits for the other
+            first_locks[first].set()
+            await asyncio.wait_for(first_locks[then].wait(), 10)
+        await session.execute(text(update), {"kind": then})
+        return first
+
+    async def writer(first: str, then: str) -> str:
+        async with sessions() as session:
+            return await transaction.committed(session, lambda: bump(session, first, then))
+
+    assert sorted(await asyncio.gather(writer("a", "b"), writer("b", "a"))) == ["a", "b"]
+    assert sorted(tries.values()) == [1, 2]  # one of them was aborted once and run again
+    async with sessions() as session:
+        versions = (await session.execute(text("SELECT version FROM change_counters WHERE kind IN ('a', 'b')"))).all()
+    assert [v for (v,) in versions] == [2, 2]
