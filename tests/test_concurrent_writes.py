@@ -159,3 +159,46 @@ async def test_two_writers_that_deadlock_both_commit(sessions: async_sessionmake
     async with sessions() as session:
         versions = (await session.execute(text("SELECT version FROM change_counters WHERE kind IN ('a', 'b')"))).all()
     assert [v for (v,) in versions] == [2, 2]
+
+
+async def test_a_writer_cancelled_during_a_statement_leaves_no_lock_behind(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A task cancelled inside a write transaction (a stopping sync, a request whose client left): SQLAlchemy closes
+    its connection. On SQLite that connection lingered with its transaction while the cancellation's traceback kept
+    the statement alive, and the process's next writer waited for its lock (the hub never finished stopping)."""
+    postgres = sessions.kw["bind"].dialect.name == "postgresql"
+    bump = text("UPDATE change_counters SET version = version + 1 WHERE kind = 'a'")
+    slow = "SELECT pg_sleep(0.5)" if postgres else _SQLITE_HALF_SECOND
+    async with sessions() as session:
+        await session.execute(text("INSERT INTO change_counters (kind, shard, version) VALUES ('a', 0, 0)"))
+        await session.commit()
+    written = asyncio.Event()
+
+    async def cancelled_writer() -> None:
+        async with sessions() as session:
+            await session.execute(bump)  # the write lock (SQLite) or the row's lock (PostgreSQL) is held from here
+            written.set()
+            await session.execute(text(slow))
+
+    task = asyncio.create_task(cancelled_writer())
+    await written.wait()
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as cancellation:
+        await task
+    # `cancellation` keeps the traceback alive, as a cancelled task's clean-up has it while it runs.
+    async with sessions() as session:
+        wait_briefly = "SET lock_timeout = '3s'" if postgres else "PRAGMA busy_timeout = 3000"
+        await session.execute(text(wait_briefly))
+        await session.execute(bump)
+        await session.commit()
+        version = await session.scalar(text("SELECT version FROM change_counters WHERE kind = 'a'"))
+    assert version == 1  # the cancelled write was rolled back; the second one went through
+    assert cancellation.value.__traceback__ is not None
+
+
+# About half a second of SQLite's CPU, in one statement.
+_SQLITE_HALF_SECOND = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT count(*) FROM n"
+)

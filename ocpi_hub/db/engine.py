@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy import event
@@ -16,6 +17,7 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "invalidate", _roll_back_before_closing)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
@@ -30,6 +32,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # §9; the WAL is truncated after such a change by db.partners.scrub).
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def _roll_back_before_closing(dbapi_connection: Any, _record: Any, _exception: BaseException | None) -> None:
+    # A task cancelled during a statement (a stopping sync, a request whose client left) makes SQLAlchemy close its
+    # connection. SQLite cannot close a connection that a live cursor still uses (the cancelled statement's, kept
+    # by the traceback): the connection lingers with its transaction, and its write lock makes every other writer
+    # of the process wait, the clean-up of the cancelled task included. Rolled back first, it holds no lock.
+    with contextlib.suppress(Exception):
+        dbapi_connection.rollback()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
