@@ -101,8 +101,13 @@ async def holding(
         yield True
     finally:
         renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewing
-        async with sessions() as session:
-            await release(session, name, holder)
-            await session.commit()
+        try:
+            # wait(), not `await renewing`: the renewal's own cancellation is expected, but one of this task that
+            # arrives meanwhile must go on out (absorbed, it kept a stopping schedule running forever).
+            await asyncio.wait([renewing])
+        finally:  # given up even then
+            async with sessions() as session:
+                await release(session, name, holder)
+                await session.commit()
+        if not renewing.cancelled():
+            renewing.result()  # a renewal that failed (the database away) fails the holding: the lease may have lapsed

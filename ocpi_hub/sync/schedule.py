@@ -45,8 +45,7 @@ async def scheduled_sync(
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task])  # a cancellation of the app's stop itself goes on out (see db/leases.holding)
 
 
 async def _every(

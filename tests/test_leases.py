@@ -1,0 +1,53 @@
+"""Holding a lease (db/leases.py) in one process: taken on the way in, given up on the way out, however the holder
+leaves; a stopping task is never kept running by it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ocpi_hub.db import leases
+from ocpi_hub.ocpi.common import utc_now
+
+Sessions = async_sessionmaker[AsyncSession]
+TTL = timedelta(seconds=60)
+
+
+async def _holder(sessions: Sessions) -> str | None:
+    async with sessions() as session:
+        return await leases.holder_of(session, "work", now=utc_now())
+
+
+async def test_a_holding_takes_the_lease_and_gives_it_up_on_the_way_out(sessions: Sessions) -> None:
+    async with leases.holding(sessions, "work", "a", clock=utc_now, ttl=TTL) as ours:
+        assert ours
+        assert await _holder(sessions) == "a"
+        async with leases.holding(sessions, "work", "b", clock=utc_now, ttl=TTL) as theirs:
+            assert not theirs
+    assert await _holder(sessions) is None
+
+
+async def test_a_cancellation_that_arrives_while_the_lease_is_given_up_still_stops_the_task(
+    sessions: Sessions,
+) -> None:
+    # The scheduled sync is stopped by cancelling it; when the cancellation landed just as a run ended, inside the
+    # holding's clean-up, the holding absorbed it and the schedule ran on, so the hub never finished stopping.
+    done_working = asyncio.Event()
+
+    async def work() -> None:
+        async with leases.holding(sessions, "work", "a", clock=utc_now, ttl=TTL):
+            await done_working.wait()
+        await asyncio.Event().wait()  # what a task that missed its cancellation would do: go on
+
+    task = asyncio.create_task(work())
+    while await _holder(sessions) != "a":
+        await asyncio.sleep(0.01)
+    done_working.set()
+    await asyncio.sleep(0)  # the task wakes first (FIFO): it leaves its work and waits for the renewal to stop
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=10)
+    assert await _holder(sessions) is None  # given up all the same
