@@ -82,6 +82,8 @@ class FakeEmsp:
     # AuthorizationInfo (answered HTTP 200, status 1000), or a Failure applied as for `failures` (a Failure with
     # its default status answers 200/1000 without data). A uid not listed gets the generic answer.
     authorizations: dict[str, dict[str, Any] | Failure] = field(default_factory=dict)
+    # Runs as each request arrives, before it is answered (a slow partner, as the hub's clock sees it).
+    on_request: Callable[[Recorded], None] | None = None
 
     def app(self, base_url: str) -> FakeEmsp:
         self.base_url = base_url
@@ -106,6 +108,8 @@ class FakeEmsp:
         if self.open_transactions is not None:
             recorded.open_transactions = self.open_transactions()
         self.requests.append(recorded)
+        if self.on_request is not None:
+            self.on_request(recorded)
         status, payload, extra = await self._respond(recorded)
         if status == 0:
             # Drop the connection: start the answer, then fail, and the server closes the socket mid-answer.

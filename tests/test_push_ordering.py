@@ -7,10 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import Hub, HubFactory
+from ocpi_hub.client import OcpiClient
+from ocpi_hub.push.worker import PushWorker
+from tests.conftest import Hub, HubFactory, MovableClock
 from tests.fake_emsp import Failure, FakeEmsp
 from tests.servers import serve
 from tests.test_push_delivery import (
@@ -125,3 +128,27 @@ async def test_a_hanging_partner_does_not_delay_the_others(
 
 def evse_patch(evse: dict[str, Any]) -> dict[str, Any]:
     return {"status": evse["status"], "last_updated": evse["last_updated"]}
+
+
+async def test_a_round_that_outlasts_its_claim_begins_no_delivery_another_worker_may_have_taken(
+    hub_factory: HubFactory, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A worker claims a batch for OCPI_HUB_PUSH_LEASE seconds (README "Running at scale"); then other workers may
+    take it. A partner that answers slowly must not make the worker go on sending past that: from three quarters of
+    the claim on, it begins no delivery and releases the rest, which the next round sends, each exactly once."""
+    hub = await hub_factory(push_worker=False, push_lease=60)
+    partner_id = await connect(hub, emsp)
+    for n in range(4):
+        await put_location(hub, f"LOC{n}")
+    clock = hub.clock
+    assert isinstance(clock, MovableClock)
+    emsp.on_request = lambda _: clock.advance(20)  # each answer takes 20 s of the hub's time
+    async with httpx.AsyncClient(timeout=2) as http:
+        worker = PushWorker(sessions, OcpiClient(http), hub.settings, clock=clock, lanes=1)
+        await worker.step()
+        assert [r.path.rsplit("/", 1)[-1] for r in pushes(emsp)] == ["LOC0", "LOC1", "LOC2"]  # at 0, 20, 40 s
+        [waiting] = await deliveries(hub, partner_id)
+        assert (waiting["object_id"], waiting["attempts"]) == ("LOC3", 0)  # released, not failed
+        await worker.step()
+    assert [r.path.rsplit("/", 1)[-1] for r in pushes(emsp)] == ["LOC0", "LOC1", "LOC2", "LOC3"]
+    await drained(hub, partner_id)

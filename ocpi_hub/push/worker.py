@@ -268,7 +268,10 @@ class PushWorker:
             await session.commit()  # the claim: other workers see it before anything is sent
         if not batch:
             return 0, None
-        return len(batch), await self._send(partner_id, receiver, batch, bodies, targets)
+        # The claim runs out at now + lease, when another worker may take these deliveries: none is begun after
+        # three quarters of it (a slow partner, a busy machine), so that none is sent twice; the rest are released.
+        until = now + self.lease * 0.75
+        return len(batch), await self._send(partner_id, receiver, batch, bodies, targets, until)
 
     async def _send(
         self,
@@ -277,9 +280,11 @@ class PushWorker:
         batch: list[Due],
         bodies: dict[tuple[str, str], bytes],
         targets: dict[tuple[str, str], str],
+        until: datetime,
     ) -> int | None:
-        """Send a batch, each object's deliveries in order in one lane; record the outcomes in one transaction.
-        Returns, when the partner itself failed and nothing arrived, the delivery whose retry to wait for."""
+        """Send a batch, each object's deliveries in order in one lane, beginning none at or after `until`; record
+        the outcomes in one transaction. Returns, when the partner itself failed and nothing arrived, the delivery
+        whose retry to wait for."""
         chains = deque(_by_object(batch))
         sent: list[tuple[int, int]] = []
         appended: list[tuple[int, tuple[str, ...]]] = []
@@ -293,7 +298,7 @@ class PushWorker:
 
         async def lane() -> None:
             nonlocal partner_down
-            while chains and not partner_down:
+            while chains and not partner_down and self.clock() < until:
                 for due in chains.popleft():
                     tried.add(due.id)
                     try:
