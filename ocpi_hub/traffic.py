@@ -302,18 +302,21 @@ class TrafficLog:
                     log.warning("traffic log: cannot write %d entries", len(self._waiting), exc_info=True)
 
     async def flush(self) -> int:
-        """Write what waits now, FLUSH_AT entries per transaction; returns how many were written. On failure the
-        entries of the failed transaction and those after it wait again, as many as the buffer holds."""
-        written = 0
-        while self._waiting:
-            written += await self._flush_some()
+        """Write what waits now (not what arrives meanwhile: the next flush takes that), FLUSH_AT entries per
+        transaction; returns how many were written. On failure the entries of the failed transaction and those after
+        it wait again, as many as the buffer holds."""
+        written, left = 0, len(self._waiting)
+        while left > 0:
+            count = min(left, FLUSH_AT)
+            written += await self._flush_some(count)
+            left -= count
         return written
 
-    async def _flush_some(self) -> int:
+    async def _flush_some(self, count: int) -> int:
         # A bounded batch: making rows and their statement parameters runs on the event loop, and a busy crawl
         # leaves thousands waiting each second; all at once they held every request back by a tenth of a second.
         async with self._flushing:
-            taken = [self._waiting.popleft() for _ in range(min(FLUSH_AT, len(self._waiting)))]
+            taken = [self._waiting.popleft() for _ in range(min(count, len(self._waiting)))]
             if not taken:
                 return 0
             rows = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
-from urllib.parse import urlsplit
 
 from litestar import Response, get
 from litestar.enums import MediaType
@@ -16,6 +15,7 @@ from ocpi_hub.api import deps
 from ocpi_hub.api.internal.guard import internal_api_guard
 from ocpi_hub.api.internal.partners import PartnerError, PartnerView, partner_views
 from ocpi_hub.db import overview, sessions
+from ocpi_hub.sync.history import shown_source
 
 REFRESH_SECONDS = 5
 
@@ -172,20 +172,8 @@ def _evses(by_status: dict[str, int]) -> str:
 
 
 def _sync(state: overview.SyncState, source: str | None, interval: float, now: datetime) -> str:
-    schedule = f"every {interval:g} s from {_e(_source(source))}" if source else "no scheduled sync"
+    schedule = f"every {interval:g} s from {_e(shown_source(source))}" if source else "no scheduled sync"
     return (
         f'<p id="sync">{schedule}; {state.managed} locations managed by the sync; '
         f"a record last changed {_e(_time(state.last_change, now))}</p>"
     )
-
-
-def _source(source: str | None) -> str:
-    """The sync source without what could be a secret: a URL's user, password and query."""
-    parts = urlsplit(source or "")
-    if parts.scheme not in ("http", "https"):
-        return source or ""
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
