@@ -32,10 +32,8 @@ import asyncio
 import base64
 import json
 import random
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +51,8 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).parent))
 import locations_bench as lb
 import push_bench
+from common import Measure, server
+from common import wrk as run_wrk
 
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.partners import Initiator, Partner, PartnerState
@@ -60,8 +60,7 @@ from ocpi_hub.ocpi.versions import Endpoint
 
 RECEIVERS = 3
 RECEIVER_TOKEN = "crawl-bench-receiver-{}"
-AUTH = "Authorization: Token " + base64.b64encode(lb.TOKEN.encode()).decode()
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+AUTH = lb.AUTH
 
 
 # --- Setup -------------------------------------------------------------------------------------------------------
@@ -145,59 +144,13 @@ def save_answers(base: str, targets: dict[str, str], path: Path) -> None:
     path.write_text(json.dumps(saved))
 
 
-@contextmanager
-def server(*args: str) -> Iterator[tuple[str, int]]:
-    """This script serving `args` in a subprocess pinned to CPU 0; yields its base URL and process id."""
-    port = lb.free_port()
-    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-    process = subprocess.Popen([*pin, sys.executable, __file__, *args, "--port", str(port)])
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    raise SystemExit(f"server {args[0]} stopped") from None
-                time.sleep(0.1)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
+def wrk(url: str, *, duration: int, threads: int, connections: int, script: Path | None = None) -> Measure:
+    return run_wrk(
+        url, duration=duration, threads=threads, connections=connections, header=AUTH, script=script, pin=True
+    )
 
 
 # --- Load --------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Measure:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-
-
-def wrk(url: str, *, duration: int, threads: int, connections: int, script: Path | None = None) -> Measure:
-    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
-    # A 10 s timeout: a hub that falls far behind still has its latency measured rather than its requests dropped.
-    command = [*pin, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
-    command += ["-H", AUTH]
-    if script is not None:
-        command += ["-s", str(script)]
-    out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
-    if "Non-2xx" in out or re.search(r"Socket errors: connect [1-9]|read [1-9]|write [1-9]", out):
-        raise SystemExit(f"wrk saw errors on {url}:\n{out}")
-    if timeouts := re.search(r"timeout ([0-9]+)", out):
-        print(f"  {timeouts[1]} requests timed out (10 s) on {url}", flush=True)
-
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        assert match is not None, out
-        return float(match[1]) * _UNIT_MS[match[2]]
-
-    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    assert rps is not None, out
-    return Measure(float(rps[1]), latency("50"), latency("99"))
 
 
 @dataclass
@@ -295,14 +248,14 @@ def run(args: argparse.Namespace) -> None:
     with receivers() as urls:
         asyncio.run(lb.prepare(database_url, args.locations))
         asyncio.run(register_receivers(database_url, urls))
-        with server("serve-hub", database_url) as (base, _):
+        with server(__file__, "serve-hub", database_url, pin=True) as (base, _):
             save_answers(base, targets, saved)
         for round_ in range(1, args.rounds + 1):
-            with server("serve-saved", str(saved)) as (base, _):
+            with server(__file__, "serve-saved", str(saved), pin=True) as (base, _):
                 for name, path in targets.items():
                     wrk(base + path, **{**load, "duration": 1})  # warm-up
                     ceiling[name].append(wrk(base + path, **load))
-            with server("serve-hub", database_url) as (base, _):
+            with server(__file__, "serve-hub", database_url, pin=True) as (base, _):
                 for rate in rates:
                     writer = Writer(base, rate, args.locations)
                     before = pushes_received(urls)
@@ -317,7 +270,7 @@ def run(args: argparse.Namespace) -> None:
                     pushes[rate].append((pushes_received(urls) - before, len(writer.latencies_ms) * RECEIVERS))
                     writers[rate].append(writer)
             print(f"round {round_} of {args.rounds} done", flush=True)
-        with server("serve-hub", database_url) as (base, _):
+        with server(__file__, "serve-hub", database_url, pin=True) as (base, _):
             script = workdir / "miss.lua"
             script.write_text(MISS_SCRIPT)
             one = {"duration": args.duration, "threads": 1, "connections": 1}

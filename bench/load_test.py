@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from typing import Any
 import httpx
 import uvicorn
 import uvloop
+from common import SUCCESS, TARIFF, free_port, location, wait_for
 from sqlalchemy import text
 
 from ocpi_hub.db.engine import create_engine
@@ -61,7 +61,6 @@ EVSES = 4
 EMSPS = 3
 TOKENS = 200
 PAGE = 50
-SUCCESS = b'{"status_code":1000,"status_message":"Success","timestamp":"2026-01-01T00:00:00Z"}'
 STATUSES = ("AVAILABLE", "CHARGING", "INOPERATIVE", "BLOCKED")
 SAMPLE_SECONDS = 5.0
 
@@ -152,33 +151,14 @@ def _token(index: int) -> str:
     return f"load-test-token-of-emsp-{index}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(1500):
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: the process ended ({process.returncode})")
-        try:
-            httpx.get(url)
-            return
-        except httpx.TransportError:
-            time.sleep(0.02)
-    raise SystemExit(f"{url} does not answer")
-
-
 def start_emsps() -> tuple[list[subprocess.Popen[bytes]], list[str]]:
-    ports = [_free_port() for _ in range(EMSPS)]
+    ports = [free_port() for _ in range(EMSPS)]
     processes = [
         subprocess.Popen([sys.executable, __file__, "--emsp", str(port), str(i)]) for i, port in enumerate(ports)
     ]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     for url, process in zip(urls, processes, strict=True):
-        _wait_for(f"{url}/state", process)
+        wait_for(f"{url}/state", process)
     return processes, urls
 
 
@@ -186,7 +166,7 @@ def start_emsps() -> tuple[list[subprocess.Popen[bytes]], list[str]]:
 
 
 def start_hub(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCPI_HUB_")} | {
         "OCPI_HUB_DATABASE_URL": database_url,
@@ -198,7 +178,7 @@ def start_hub(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], st
         process = subprocess.Popen(
             [sys.executable, "-m", "ocpi_hub.cli", "serve", "--port", str(port)], env=env, stdout=output, stderr=output
         )
-    _wait_for(f"{url}/ocpi/versions", process)
+    wait_for(f"{url}/ocpi/versions", process)
     return process, url
 
 
@@ -226,45 +206,6 @@ async def _empty(database_url: str) -> None:
 # --- Setup -------------------------------------------------------------------------------------------------------
 
 
-def location(n: int) -> dict[str, Any]:
-    connector = {
-        "id": "1",
-        "standard": "IEC_62196_T2",
-        "format": "SOCKET",
-        "power_type": "AC_3_PHASE",
-        "max_voltage": 230,
-        "max_amperage": 32,
-        "tariff_ids": ["T1"],
-    }
-    return {
-        "country_code": "NL",
-        "party_id": "OHB",
-        "name": f"Load site {n}",
-        "address": "Croeselaan 38",
-        "city": "Utrecht",
-        "country": "NLD",
-        "coordinates": {"latitude": "52.089386", "longitude": "5.109612"},
-        "evses": [{"uid": f"E{e}", "connectors": [connector]} for e in range(1, EVSES + 1)],
-    }
-
-
-TARIFF = {
-    "country_code": "NL",
-    "party_id": "OHB",
-    "id": "T1",
-    "currency": "EUR",
-    "elements": [
-        {
-            "price_components": [
-                {"type": "FLAT", "price": 0.50, "vat": 21.0, "step_size": 1},
-                {"type": "ENERGY", "price": 0.35, "vat": 21.0, "step_size": 1},
-                {"type": "PARKING_TIME", "price": 3.00, "vat": 21.0, "step_size": 60},
-            ]
-        }
-    ],
-}
-
-
 async def prepare(hub: str, emsps: list[str], locations: int) -> list[int]:
     """The Tariff, the Locations, the tokens and the registered eMSPs; returns the partner ids."""
     async with httpx.AsyncClient(base_url=f"{hub}/api/v0", timeout=60) as api:
@@ -288,7 +229,7 @@ async def prepare(hub: str, emsps: list[str], locations: int) -> list[int]:
             async with gate:
                 await ok(api.post(path, json=body))
 
-        await asyncio.gather(*(add(f"/location/L{n:05}", location(n)) for n in range(locations)))
+        await asyncio.gather(*(add(f"/location/L{n:05}", location(f"Load site {n}", EVSES)) for n in range(locations)))
         tokens = [
             {
                 "countryCode": "DE",

@@ -27,17 +27,13 @@ import argparse
 import asyncio
 import base64
 import json
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -45,6 +41,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from common import Measure, server, wrk
 from litestar import Litestar, Response, get
 from litestar.di import Provide
 from sqlalchemy import func, select
@@ -66,6 +63,7 @@ from ocpi_hub.stores import locations as store
 from ocpi_hub.stores import tariffs
 
 TOKEN = "bench-emsp-token"
+AUTH = "Authorization: Token " + base64.b64encode(TOKEN.encode()).decode()
 PAGE = 50
 PARTY = Party("NL", "OHB", "Bench CPO")
 SERVER = {"loop": "uvloop", "http": "httptools", "workers": 1, "log_level": "warning", "access_log": False}
@@ -244,67 +242,9 @@ def serve_litestar(page_file: Path, port: int) -> None:
     uvicorn.run(Litestar([page]), host="127.0.0.1", port=port, **SERVER)  # type: ignore[arg-type]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(*args: str) -> Iterator[tuple[str, int]]:
-    """This script in a subprocess serving `args`; yields its base URL and process id."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, __file__, *args, "--port", str(port)])
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    raise SystemExit(f"server {args[0]} stopped") from None
-                time.sleep(0.1)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-# --- Load --------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Measure:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-
-
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(url: str, *, duration: int, connections: int) -> Measure:
-    auth = "Authorization: Token " + base64.b64encode(TOKEN.encode()).decode()
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", auth, url]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise SystemExit(f"wrk saw errors on {url}:\n{out}")
-
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        assert match is not None, out
-        return float(match[1]) * _UNIT_MS[match[2]]
-
-    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    assert rps is not None, out
-    return Measure(float(rps[1]), latency("50"), latency("99"))
-
-
 def fetch_page(url: str, path: Path) -> None:
     """Save the first page (body and headers) for the ceiling servers."""
-    response = httpx.get(url, headers={"Authorization": "Token " + base64.b64encode(TOKEN.encode()).decode()})
+    response = httpx.get(url, headers={"Authorization": AUTH.partition(": ")[2]})
     response.raise_for_status()
     assert response.json()["status_code"] == 1000
     assert len(response.json()["data"]) == PAGE
@@ -337,16 +277,18 @@ def run(args: argparse.Namespace) -> None:
         ("hub: one location", "hub", f"/ocpi/2.2.1/locations/LOC{args.locations // 2:06d}"),
     ]
     results: dict[str, list[Measure]] = {name: [] for name, _, _ in targets}
-    with server("serve-hub", database_url) as (hub, _):
+    with server(__file__, "serve-hub", database_url) as (hub, _):
         fetch_page(hub + page, page_file)
     for round_ in range(1, args.rounds + 1):
         for kind in ("ceiling", "litestar", "hub"):
             source = [database_url, "--page", str(page_file)] if kind == "hub" else [str(page_file)]
-            with server(f"serve-{kind}", *source) as (base, _):
+            with server(__file__, f"serve-{kind}", *source) as (base, _):
                 for name, target, path in targets:
                     if target == kind:
-                        wrk(base + path, duration=1, connections=args.connections)  # warm-up
-                        results[name].append(wrk(base + path, duration=args.duration, connections=args.connections))
+                        wrk(base + path, duration=1, connections=args.connections, header=AUTH)  # warm-up
+                        results[name].append(
+                            wrk(base + path, duration=args.duration, connections=args.connections, header=AUTH)
+                        )
         print(f"round {round_} of {args.rounds} done")
     report(results, args)
     if args.profile:
@@ -394,10 +336,10 @@ def profile(database_url: str, page: str, args: argparse.Namespace) -> None:
     """py-spy on the hub while wrk loads the first page; the main thread's samples summed by part."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     raw = Path(args.profile)
-    with server("serve-hub", database_url) as (base, pid):
+    with server(__file__, "serve-hub", database_url) as (base, pid):
         command = [py_spy, "record", "--pid", str(pid), "--duration", str(args.duration), "--rate", "200"]
         recording = subprocess.Popen([*command, "--threads", "--format", "raw", "--output", str(raw)])
-        wrk(base + page, duration=args.duration + 2, connections=args.connections)
+        wrk(base + page, duration=args.duration + 2, connections=args.connections, header=AUTH)
         recording.wait()
     parts = dict.fromkeys((name for name, _ in _PROFILE_PARTS), 0)
     other_threads = 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import httpx
 import msgspec
 import uvicorn
 import uvloop
+from common import SUCCESS, free_port
 from sqlalchemy import func, select
 
 from ocpi_hub.client import OcpiClient
@@ -60,7 +60,6 @@ RECEIVERS = 3
 EVSES = 4
 PARTY = Party("NL", "OHB", "Bench CPO")
 TOKEN = "bench-token-of-emsp-{}"
-SUCCESS = b'{"status_code":1000,"status_message":"Success","timestamp":"2026-01-01T00:00:00Z"}'
 STATUSES = (ocpi.Status.CHARGING, ocpi.Status.AVAILABLE)
 
 Scope = MutableMapping[str, Any]
@@ -91,15 +90,8 @@ def serve_receiver(port: int) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_receivers() -> tuple[list[subprocess.Popen[bytes]], list[str]]:
-    ports = [_free_port() for _ in range(RECEIVERS)]
+    ports = [free_port() for _ in range(RECEIVERS)]
     processes = [subprocess.Popen([sys.executable, __file__, "--receiver", str(port)]) for port in ports]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     for url in urls:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import httpx
 import msgspec
 import uvicorn
 import uvloop
+from common import SUCCESS, TARIFF, free_port, location, wait_for
 from sqlalchemy import func, select, text
 
 from ocpi_hub.credentials_token import authorization_header
@@ -52,7 +52,6 @@ from ocpi_hub.push.worker import LANES
 
 EVSES = 4
 TOKEN = "bench-token-of-emsp"
-SUCCESS = b'{"status_code":1000,"status_message":"Success","timestamp":"2026-01-01T00:00:00Z"}'
 GATEWAY_IN_FLIGHT = 64
 
 Scope = MutableMapping[str, Any]
@@ -90,28 +89,11 @@ def serve_emsp(port: int) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for(url: str) -> None:
-    for _ in range(1000):
-        try:
-            httpx.get(url)
-            return
-        except httpx.TransportError:
-            time.sleep(0.02)
-    raise SystemExit(f"{url} does not answer")
-
-
 def start_emsp() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, __file__, "--emsp", str(port)])
     url = f"http://127.0.0.1:{port}"
-    _wait_for(f"{url}/count")
+    wait_for(f"{url}/count")
     return process, url
 
 
@@ -123,7 +105,7 @@ def received(emsp: str) -> int:
 
 
 def start_hub(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCPI_HUB_")} | {
         "OCPI_HUB_DATABASE_URL": database_url,
@@ -134,54 +116,15 @@ def start_hub(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], st
         process = subprocess.Popen(
             [sys.executable, "-m", "ocpi_hub.cli", "serve", "--port", str(port)], env=env, stdout=output, stderr=output
         )
-    _wait_for(f"{url}/ocpi/versions")
+    wait_for(f"{url}/ocpi/versions")
     return process, url
-
-
-def location(n: int) -> dict[str, Any]:
-    connector = {
-        "id": "1",
-        "standard": "IEC_62196_T2",
-        "format": "SOCKET",
-        "power_type": "AC_3_PHASE",
-        "max_voltage": 230,
-        "max_amperage": 32,
-        "tariff_ids": ["T1"],
-    }
-    return {
-        "country_code": "NL",
-        "party_id": "OHB",
-        "name": f"Bench site {n}",
-        "address": "Croeselaan 38",
-        "city": "Utrecht",
-        "country": "NLD",
-        "coordinates": {"latitude": "52.089386", "longitude": "5.109612"},
-        "evses": [{"uid": f"E{e}", "connectors": [connector]} for e in range(1, EVSES + 1)],
-    }
-
-
-TARIFF = {
-    "country_code": "NL",
-    "party_id": "OHB",
-    "id": "T1",
-    "currency": "EUR",
-    "elements": [
-        {
-            "price_components": [
-                {"type": "FLAT", "price": 0.50, "vat": 21.0, "step_size": 1},
-                {"type": "ENERGY", "price": 0.35, "vat": 21.0, "step_size": 1},
-                {"type": "PARKING_TIME", "price": 3.00, "vat": 21.0, "step_size": 60},
-            ]
-        }
-    ],
-}
 
 
 async def prepare(database_url: str, hub: str, emsp: str, sessions: int) -> None:
     async with httpx.AsyncClient(base_url=f"{hub}/api/v0", timeout=30) as api:
         assert (await api.put("/tariffs/T1", json=TARIFF)).status_code == 201
         for n in range(sessions // EVSES):
-            assert (await api.post(f"/location/L{n}", json=location(n))).status_code == 201
+            assert (await api.post(f"/location/L{n}", json=location(f"Bench site {n}", EVSES))).status_code == 201
         for s in range(sessions):
             token = {
                 "countryCode": "DE",

@@ -44,6 +44,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
 import push_bench  # the receivers and data of the push benchmark
+from common import free_port
 
 from ocpi_hub.app import create_app
 from ocpi_hub.db.deliveries import Delivery
@@ -76,7 +77,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_hub(database_url: str, worker: bool) -> tuple[subprocess.Popen[bytes], str]:
-    port = push_bench._free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, __file__, "--hub", str(port), "--hub-database-url", database_url, "--hub-worker", str(worker)]
     )
