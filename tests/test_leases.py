@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.db import leases
@@ -35,19 +36,43 @@ async def test_a_cancellation_that_arrives_while_the_lease_is_given_up_still_sto
 ) -> None:
     # The scheduled sync is stopped by cancelling it; when the cancellation landed just as a run ended, inside the
     # holding's clean-up, the holding absorbed it and the schedule ran on, so the hub never finished stopping.
-    done_working = asyncio.Event()
+    inside, done_working = asyncio.Event(), asyncio.Event()
 
     async def work() -> None:
         async with leases.holding(sessions, "work", "a", clock=utc_now, ttl=TTL):
+            inside.set()
             await done_working.wait()
         await asyncio.Event().wait()  # what a task that missed its cancellation would do: go on
 
     task = asyncio.create_task(work())
-    while await _holder(sessions) != "a":
-        await asyncio.sleep(0.01)
+    await inside.wait()
     done_working.set()
     await asyncio.sleep(0)  # the task wakes first (FIFO): it leaves its work and waits for the renewal to stop
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=10)
     assert await _holder(sessions) is None  # given up all the same
+
+
+async def test_a_release_that_fails_does_not_hide_the_cancellation(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database away at the stop: the release fails, the lease runs out by itself, and the task still stops
+    # (a scheduled sync that took the failure for its own would run on and the stop would never end).
+    async def database_away(*_: object) -> None:
+        raise OperationalError("UPDATE leases", {}, Exception("the database is away"))
+
+    monkeypatch.setattr(leases, "release", database_away)
+    inside = asyncio.Event()
+
+    async def work() -> None:
+        async with leases.holding(sessions, "work", "a", clock=utc_now, ttl=TTL):
+            inside.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(work())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=10)
+    assert await _holder(sessions) == "a"  # not given up: it runs out after TTL

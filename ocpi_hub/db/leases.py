@@ -105,9 +105,11 @@ async def holding(
             # wait(), not `await renewing`: the renewal's own cancellation is expected, but one of this task that
             # arrives meanwhile must go on out (absorbed, it kept a stopping schedule running forever).
             await asyncio.wait([renewing])
-        finally:  # given up even then
-            async with sessions() as session:
-                await release(session, name, holder)
-                await session.commit()
+        finally:  # given up even then; should that fail (the database away), the lease runs out by itself, and
+            # the failure must not hide how the holder left (a cancellation above all: the stop would never end)
+            with contextlib.suppress(Exception):
+                async with sessions() as session:
+                    await release(session, name, holder)
+                    await session.commit()
         if not renewing.cancelled():
             renewing.result()  # a renewal that failed (the database away) fails the holding: the lease may have lapsed
