@@ -106,6 +106,7 @@ def check(statuses: dict[str, list[str]], locations: int, steps: int) -> int:
 
 
 @on_postgres
+@pytest.mark.timeout(900)  # 20,000 changes pushed through three processes: about 2 minutes on a loaded machine
 async def test_three_replicas_share_the_work_and_a_killed_one_loses_nothing(
     database_url: str, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], emsp: FakeEmsp, tmp_path: Path
 ) -> None:
