@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -76,3 +77,29 @@ async def test_a_release_that_fails_does_not_hide_the_cancellation(
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=10)
     assert await _holder(sessions) == "a"  # not given up: it runs out after TTL
+
+
+async def test_a_renewal_that_fails_is_tried_again_at_the_next_third(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database away for a moment during a long sync: had the renewals stopped there, the lease would lapse
+    # while the sync went on, and another process could start a second one.
+    real_take, calls, taken = leases.take, 0, 0
+
+    async def away_once(*args: Any, **kwargs: Any) -> bool:
+        nonlocal calls, taken
+        calls += 1
+        if calls == 2:  # the first renewal (the first call takes the lease)
+            raise OperationalError("UPDATE leases", {}, Exception("the database is away"))
+        got = await real_take(*args, **kwargs)
+        taken += got
+        return got
+
+    monkeypatch.setattr(leases, "take", away_once)
+    async with leases.holding(sessions, "work", "a", clock=utc_now, ttl=timedelta(seconds=0.3)) as ours:
+        assert ours
+        for _ in range(100):  # renewals every 0.1 s: wait for one after the failure
+            if taken >= 2:
+                break
+            await asyncio.sleep(0.1)
+    assert taken >= 2  # taken, then renewed after the failed renewal

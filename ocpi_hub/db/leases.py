@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import uuid
@@ -23,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.db.base import Base, UtcDateTime, insert_on_conflict
+
+log = logging.getLogger(__name__)
 
 
 class Lease(Base):
@@ -92,9 +95,12 @@ async def holding(
     async def renew() -> None:
         while True:
             await asyncio.sleep(ttl.total_seconds() / 3)
-            async with sessions() as session:
-                await take(session, name, holder, now=clock(), ttl=ttl)
-                await session.commit()
+            try:
+                async with sessions() as session:
+                    await take(session, name, holder, now=clock(), ttl=ttl)
+                    await session.commit()
+            except Exception:  # the database away for a moment: the next third may renew it in time
+                log.debug("lease %s: a renewal failed", name, exc_info=True)
 
     renewing = asyncio.create_task(renew(), name=f"lease {name}")
     try:
@@ -111,5 +117,3 @@ async def holding(
                 async with sessions() as session:
                     await release(session, name, holder)
                     await session.commit()
-        if not renewing.cancelled():
-            renewing.result()  # a renewal that failed (the database away) fails the holding: the lease may have lapsed
