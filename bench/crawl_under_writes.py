@@ -60,7 +60,6 @@ from ocpi_hub.ocpi.versions import Endpoint
 
 RECEIVERS = 3
 RECEIVER_TOKEN = "crawl-bench-receiver-{}"
-AUTH = lb.AUTH
 
 
 # --- Setup -------------------------------------------------------------------------------------------------------
@@ -135,7 +134,7 @@ def save_answers(base: str, targets: dict[str, str], path: Path) -> None:
     saved = {}
     skip = {"date", "server", "content-length", "x-request-id", "x-correlation-id"}
     for target in targets.values():
-        response = httpx.get(base + target, headers={"Authorization": AUTH.partition(": ")[2]})
+        response = httpx.get(base + target, headers={"Authorization": lb.AUTH.partition(": ")[2]})
         response.raise_for_status()
         saved[target] = {
             "body": base64.b64encode(response.content).decode(),
@@ -146,7 +145,7 @@ def save_answers(base: str, targets: dict[str, str], path: Path) -> None:
 
 def wrk(url: str, *, duration: int, threads: int, connections: int, script: Path | None = None) -> Measure:
     return run_wrk(
-        url, duration=duration, threads=threads, connections=connections, header=AUTH, script=script, pin=True
+        url, duration=duration, threads=threads, connections=connections, header=lb.AUTH, script=script, pin=True
     )
 
 

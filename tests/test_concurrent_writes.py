@@ -195,7 +195,7 @@ async def test_a_writer_cancelled_during_a_statement_leaves_no_lock_behind(
         await session.commit()
         version = await session.scalar(text("SELECT version FROM change_counters WHERE kind = 'a'"))
     assert version == 1  # the cancelled write was rolled back; the second one went through
-    assert cancellation.value.__traceback__ is not None
+    del cancellation  # alive until here
 
 
 # About half a second of SQLite's CPU, in one statement.

@@ -35,7 +35,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _roll_back_before_closing(dbapi_connection: Any, _record: Any, _exception: BaseException | None) -> None:
-    # A task cancelled during a statement (a stopping sync, a request whose client left) makes SQLAlchemy close its
+    # A task cancelled during a statement (the stop of a sync or of the push worker) makes SQLAlchemy close its
     # connection. SQLite cannot close a connection that a live cursor still uses (the cancelled statement's, kept
     # by the traceback): the connection lingers with its transaction, and its write lock makes every other writer
     # of the process wait, the clean-up of the cancelled task included. Rolled back first, it holds no lock.
