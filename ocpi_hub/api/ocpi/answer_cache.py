@@ -8,7 +8,7 @@ partners (whose roles shape the answer). So a kept answer is valid for the same 
 kinds changes: the cache asks the change counters (ocpi_hub.db.freshness) once per event-loop turn and empties a
 module's answers when its counters moved. A status change empties the Locations answers, never the Tariffs'; the
 push worker's bookkeeping empties nothing. What changes by itself is made per request: the envelope's timestamp,
-and the request ids (added by transport.echo_request_ids).
+and the request ids (added by ocpi_hub.api.observe).
 
 Concurrent requests that miss the same question under the same counters share one read (single flight): the
 first reads, the others wait for its answer, which is exact for them as a kept answer would be (nothing of its
@@ -100,19 +100,20 @@ class Answer:
     """A 200 answer around JSON data, sent as an ASGI app. Its envelope is reused within the same second (the
     envelope's timestamp has whole seconds, so it is byte for byte the same) rather than copying 160 kB again."""
 
-    __slots__ = ("_body", "_data", "_headers", "_now", "_timestamp", "template")
+    __slots__ = ("_at", "_body", "_data", "_headers", "_now", "template")
 
     def __init__(self, data: bytes, headers: dict[str, str], now: Callable[[], datetime], *, template: str) -> None:
         self._data, self._now = data, now
         self.template = template  # the route's path template, which the request metrics are labelled with
-        self._timestamp, self._body = b"", b""
+        self._at: datetime | None = None  # the clock's time the envelope in _body was made at
+        self._body = b""
         self._headers = [(b"content-type", b"application/json")]
         self._headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        timestamp = json_encoder.encode(self._now())
-        if timestamp != self._timestamp:
-            self._timestamp, self._body = timestamp, enveloped(self._data, timestamp)
+        now = self._now()
+        if now != self._at:
+            self._at, self._body = now, enveloped(self._data, json_encoder.encode(now))
         headers = [*self._headers, (b"content-length", str(len(self._body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": self._body, "more_body": False})
