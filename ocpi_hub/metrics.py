@@ -102,6 +102,18 @@ class Metrics:
         )
         self.scraped = Scraped()
         r.register(self.scraped)
+        # (method, route, status) -> the children of `requests` and `latency` it counts in: found through
+        # `labels()` on every request, they cost as much as the rest of observing it.
+        self._served: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def served(self, method: str, route: str, status: int, elapsed: float) -> None:
+        """One HTTP request answered (ocpi_hub.api.observe)."""
+        children = self._served.get((method, route, status))
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._served[method, route, status] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
     def sync_done(self, report: SyncReport | None) -> None:
         """A scheduled sync run ended (None: it failed)."""
