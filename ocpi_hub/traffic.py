@@ -120,13 +120,16 @@ def safe_body(content: bytes | None) -> str | None:
     return storable(redact(_TOKEN_MEMBER.sub(r'\1<redacted>"', text)), BODY_LIMIT)
 
 
+_DIGITS = re.compile(rb"\s*(\d{1,9})")
+
+
 def _ocpi_status(tail: bytes) -> int | None:
     """The status_code of an envelope, from its last bytes: our envelopes (and most) end with status_code,
     status_message and timestamp, and a `"status_code":` inside a string would be escaped."""
     at = tail.rfind(b'"status_code":')
     if at < 0:
         return None
-    digits = re.match(rb"\s*(\d{1,9})", tail[at + 14 :])
+    digits = _DIGITS.match(tail, at + 14)
     return int(digits[1]) if digits else None
 
 
@@ -244,29 +247,29 @@ class TrafficLog:
 
         return watch, reading
 
-    def _row(self, seen: _Seen, now: datetime, monotonic: float) -> dict[str, Any]:
-        """The table row of an exchange: made when written, off the request path. `now` and `monotonic` are the
-        same instant on the hub's clock and on time.monotonic."""
+    def _row(self, seen: _Seen, now: datetime, monotonic: float) -> tuple[Any, ...]:
+        """The table row of an exchange, its values in `traffic.COLUMNS` order: made when written, off the request
+        path. `now` and `monotonic` are the same instant on the hub's clock and on time.monotonic."""
         if seen.direction is Direction.OUTBOUND:
             parts = urlsplit(seen.target)
             path, ocpi_status = safe_path(parts.path or "/", parts.query), seen.ocpi_status
         else:
             path, ocpi_status = safe_path(seen.target, seen.query.decode("latin-1")), _ocpi_status(seen.tail)
-        return {
-            "partner_id": seen.partner_id,
-            "at": now - timedelta(seconds=monotonic - seen.ended + seen.elapsed),
-            "direction": seen.direction.value,
-            "method": seen.method[:7],
-            "path": path,
-            "http_status": seen.http_status,
-            "ocpi_status": ocpi_status,
-            "duration_ms": round(seen.elapsed * 1000, 2),
-            "request_id": None if seen.request_id is None else storable(seen.request_id, traffic.ID_LIMIT),
-            "correlation_id": None if seen.correlation_id is None else storable(seen.correlation_id, traffic.ID_LIMIT),
-            "error": None if seen.error is None else storable(seen.error, traffic.ERROR_LIMIT),
-            "request_body": safe_body(seen.request_body),
-            "response_body": safe_body(seen.response_body),
-        }
+        return (
+            seen.partner_id,
+            now - timedelta(seconds=monotonic - seen.ended + seen.elapsed),  # at
+            seen.direction.value,
+            seen.method[:7],
+            path,
+            seen.http_status,
+            ocpi_status,
+            round(seen.elapsed * 1000, 2),  # duration_ms
+            None if seen.request_id is None else storable(seen.request_id, traffic.ID_LIMIT),
+            None if seen.correlation_id is None else storable(seen.correlation_id, traffic.ID_LIMIT),
+            None if seen.error is None else storable(seen.error, traffic.ERROR_LIMIT),
+            safe_body(seen.request_body),
+            safe_body(seen.response_body),
+        )
 
     # --- writing ------------------------------------------------------------------------------------------------
 

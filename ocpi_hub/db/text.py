@@ -17,5 +17,7 @@ def _escaped(match: re.Match[str]) -> str:
 def storable(text: str, limit: int) -> str:
     """`text` with each control character written as an escape (`\\x00`), cut to `limit` characters (the last one
     `…` when cut)."""
+    if text.isascii() and text.isprintable() and len(text) <= limit:  # most text, at a tenth of the cost
+        return text
     safe = _UNSAFE.sub(_escaped, text)
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
