@@ -39,7 +39,6 @@ from ocpi_hub.api.ocpi import sessions as ocpi_sessions
 from ocpi_hub.api.ocpi.answer_cache import AnswerCache
 from ocpi_hub.api.ocpi.credentials import CredentialsController
 from ocpi_hub.api.ocpi.tokens import TokensController
-from ocpi_hub.api.ocpi.transport import echo_request_ids
 from ocpi_hub.api.ocpi.versions import version_details, versions
 from ocpi_hub.bell import Bell
 from ocpi_hub.client import OcpiClient
@@ -209,7 +208,6 @@ def create_app(
             "syncs": _constant(manual_syncs),
         },
         exception_handlers={Exception: boundary.handler(settings, clock, outage)},
-        before_send=[echo_request_ids],
         # After `lifespan`, which starts the database's users; the sync is stopped before it.
         lifespan=[
             lifespan,

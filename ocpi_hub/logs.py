@@ -8,12 +8,10 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Literal
 
-# The ids of the request being served, read by every line written meanwhile (and echoed on its answer).
+# The ids of the request being served (set by ocpi_hub.api.observe), read by every line written meanwhile.
 request_ids: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("request_ids", default=None)
 
 # Loggers that would print SQL parameters or result rows, and so the partners' tokens we store, at DEBUG.
@@ -30,16 +28,6 @@ _SECRETS = re.compile(
 
 def redact(text: str) -> str:
     return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) + " ") + "<redacted>", text)
-
-
-@contextmanager
-def serving(request_id: str, correlation_id: str) -> Iterator[None]:
-    """Every line written inside carries these ids."""
-    reset = request_ids.set((request_id, correlation_id))
-    try:
-        yield
-    finally:
-        request_ids.reset(reset)
 
 
 class _Ids(logging.Filter):

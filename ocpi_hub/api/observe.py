@@ -1,6 +1,7 @@
 """What every HTTP request passes through first (docs/operations.md §1.2, §2.2): its X-Request-ID and
-X-Correlation-ID are chosen (the caller's, else fresh ones) and set for every log line written while it is served,
-and it is counted and timed by route template. A DEBUG line per request replaces uvicorn's access log."""
+X-Correlation-ID are chosen (the caller's, else fresh ones), set for every log line written while it is served and
+put on its answer, whichever part of the hub answers (OCPI 2.2.1 §4.1.4: errors and 404s too), and it is counted
+and timed by route template. A DEBUG line per request replaces uvicorn's access log."""
 
 from __future__ import annotations
 
@@ -36,8 +37,12 @@ def observed(app: Any, metrics: Metrics, traffic: TrafficLog | None = None) -> A
             await inner(scope, receive, send)
             return
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        request_id = (headers.get(b"x-request-id") or new_request_id()).decode("latin-1")
-        correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1") or request_id
+        # A caller that sent none gets fresh ones rather than an error: those its log lines carry.
+        request_id = headers.get(b"x-request-id") or new_request_id()
+        correlation_id = headers.get(b"x-correlation-id") or request_id
+        ids = [(b"x-request-id", request_id), (b"x-correlation-id", correlation_id)]
+        texts = request_id.decode("latin-1"), correlation_id.decode("latin-1")
+        serving = logs.request_ids.set(texts)
         status = 500  # an answer never started is a failure of ours
         started = time.perf_counter()
         watch = None
@@ -48,22 +53,22 @@ def observed(app: Any, metrics: Metrics, traffic: TrafficLog | None = None) -> A
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *ids]
             elif watch is not None:
                 watch.sent(message)
             await send(message)
 
-        with logs.serving(request_id, correlation_id):
-            try:
-                await inner(scope, receive, measured)
-            finally:
-                elapsed = time.perf_counter() - started
-                route = scope.get("path_template") or UNMATCHED
-                method = scope["method"]
-                metrics.requests.labels(method, route, str(status)).inc()
-                metrics.latency.labels(method, route).observe(elapsed)
-                log.debug("%s %s (%s) %s in %.1f ms", method, scope["path"], route, status, elapsed * 1000)
-                if watch is not None:
-                    watch.done(status, elapsed, request_id, correlation_id)
-                    watch.close()
+        try:
+            await inner(scope, receive, measured)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or UNMATCHED
+            method = scope["method"]
+            metrics.served(method, route, status, elapsed)
+            log.debug("%s %s (%s) %s in %.1f ms", method, scope["path"], route, status, elapsed * 1000)
+            if watch is not None:
+                watch.done(status, elapsed, *texts)
+                watch.close()
+            logs.request_ids.reset(serving)
 
     return observe

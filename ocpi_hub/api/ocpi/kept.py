@@ -10,9 +10,8 @@ route would answer: only a route puts answers there, under the full path, so the
 version. Anything else (an unknown caller, a miss, a counter that moved, an error asking the counters) goes on to
 Litestar, which authenticates, reads and keeps.
 
-It sits inside ocpi_hub.api.observe, so a kept answer is identified, logged, counted under its route's template
-and told to the traffic log like any other, and inside Litestar's `before_send` hooks, which give every answer its
-request ids (transport.echo_request_ids).
+It sits inside ocpi_hub.api.observe, so a kept answer is identified (its request ids put on it), logged, counted
+under its route's template and told to the traffic log like any other.
 """
 
 from __future__ import annotations

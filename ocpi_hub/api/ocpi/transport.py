@@ -11,9 +11,8 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
-from litestar.types import Message, Scope
 
-from ocpi_hub import errors, logs
+from ocpi_hub import errors
 from ocpi_hub.ocpi.common import Envelope, StatusCode, json_encoder
 from ocpi_hub.settings import Settings
 
@@ -62,26 +61,6 @@ class _RequestIds:
 
 _request_ids = _RequestIds()
 new_request_id = _request_ids.next
-
-
-async def echo_request_ids(message: Message, scope: Scope) -> None:
-    """`before_send` hook: X-Request-ID and X-Correlation-ID on every response, errors and 404s included
-    (§4.1.4). A caller that sent none gets fresh ones rather than an error: those its log lines carry (ocpi_hub.logs,
-    set by ocpi_hub.api.observe)."""
-    if message["type"] != "http.response.start":
-        return
-    serving = logs.request_ids.get()
-    if serving is not None:
-        request_id, correlation_id = (value.encode("latin-1") for value in serving)
-    else:
-        headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id") or _request_ids.next()
-        correlation_id = headers.get(b"x-correlation-id") or request_id
-    message["headers"] = [
-        *message.get("headers", []),
-        (b"x-request-id", request_id),
-        (b"x-correlation-id", correlation_id),
-    ]
 
 
 async def decode_body(request: AnyRequest, type_: type[T]) -> T:
