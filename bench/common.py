@@ -5,6 +5,7 @@ partners answer, and the Tariff and Locations they store through the internal AP
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -48,10 +49,12 @@ def _pinned(cpu: int, pin: bool) -> list[str]:
 
 
 @contextmanager
-def server(script: str, *args: str, pin: bool = False) -> Iterator[tuple[str, int]]:
-    """`script` serving `args` in a subprocess (on CPU 0 when `pin`); yields its base URL and process id."""
+def server(script: str, *args: str, pin: bool = False, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """`script` serving `args` in a subprocess (on CPU 0 when `pin`, with `env` added to the environment); yields
+    its base URL and process id."""
     port = free_port()
-    process = subprocess.Popen([*_pinned(0, pin), sys.executable, script, *args, "--port", str(port)])
+    command = [*_pinned(0, pin), sys.executable, script, *args, "--port", str(port)]
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

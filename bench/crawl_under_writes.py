@@ -18,6 +18,8 @@ In one run, on one machine:
    ceiling, the writer's achieved rate and latency (p50/p99), and the pushes delivered against those expected.
 5. One request at a time (wrk -t1 -c1), the hub idle: a cached page, and pages that must be read from the database
    (a Lua script walks 200 distinct offsets, more than the answer cache keeps, so every request misses).
+With `--baseline DIR` (another source tree, e.g. an older commit), each round also serves that tree's hub the same
+way, the two in turn first, and the report adds its rows and the ratios of the two hubs' requests per second.
 
 Targets (issue 15): first and deep page >= 60% of the ceiling at every rate, deep p50 <= 1.1 x the first's, the
 single GET >= 50% of its ceiling, a page read from the database <= 0.5 ms p50 on SQLite.
@@ -239,10 +241,15 @@ def run(args: argparse.Namespace) -> None:
         "one location": f"/ocpi/2.2.1/locations/LOC{args.locations // 2:06d}",
     }
     load = {"duration": args.duration, "threads": args.threads, "connections": args.connections}
+    # The hub of this tree, and with --baseline the one of another, each served with its own code.
+    hubs: dict[str, dict[str, str]] = {"hub": {}}
+    if args.baseline:
+        hubs["baseline"] = {"PYTHONPATH": str(args.baseline)}
     ceiling: dict[str, list[Measure]] = {t: [] for t in targets}
-    hub: dict[tuple[float, str], list[Measure]] = {(r, t): [] for r in rates for t in targets}
-    writers: dict[float, list[Writer]] = {r: [] for r in rates}
-    pushes: dict[float, list[tuple[int, int]]] = {r: [] for r in rates}  # (delivered in the window, expected)
+    hub: dict[tuple[str, float, str], list[Measure]] = {(h, r, t): [] for h in hubs for r in rates for t in targets}
+    writers: dict[tuple[str, float], list[Writer]] = {(h, r): [] for h in hubs for r in rates}
+    # (delivered in the window, expected)
+    pushes: dict[tuple[str, float], list[tuple[int, int]]] = {(h, r): [] for h in hubs for r in rates}
     saved = workdir / "saved.json"
     with receivers() as urls:
         asyncio.run(lb.prepare(database_url, args.locations))
@@ -254,20 +261,22 @@ def run(args: argparse.Namespace) -> None:
                 for name, path in targets.items():
                     wrk(base + path, **{**load, "duration": 1})  # warm-up
                     ceiling[name].append(wrk(base + path, **load))
-            with server(__file__, "serve-hub", database_url, pin=True) as (base, _):
-                for rate in rates:
-                    writer = Writer(base, rate, args.locations)
-                    before = pushes_received(urls)
-                    writer.start()
-                    try:
-                        for name, path in targets.items():
-                            wrk(base + path, **{**load, "duration": 1})
-                            hub[rate, name].append(wrk(base + path, **load))
-                    finally:
-                        writer.stop()
-                    time.sleep(3)  # the last pushes of the window
-                    pushes[rate].append((pushes_received(urls) - before, len(writer.latencies_ms) * RECEIVERS))
-                    writers[rate].append(writer)
+            for label in sorted(hubs, reverse=round_ % 2 == 0):  # in turn first, for fairness
+                with server(__file__, "serve-hub", database_url, pin=True, env=hubs[label]) as (base, _):
+                    for rate in rates:
+                        writer = Writer(base, rate, args.locations)
+                        before = pushes_received(urls)
+                        writer.start()
+                        try:
+                            for name, path in targets.items():
+                                wrk(base + path, **{**load, "duration": 1})
+                                hub[label, rate, name].append(wrk(base + path, **load))
+                        finally:
+                            writer.stop()
+                        time.sleep(3)  # the last pushes of the window
+                        expected = len(writer.latencies_ms) * RECEIVERS
+                        pushes[label, rate].append((pushes_received(urls) - before, expected))
+                        writers[label, rate].append(writer)
             print(f"round {round_} of {args.rounds} done", flush=True)
         with server(__file__, "serve-hub", database_url, pin=True) as (base, _):
             script = workdir / "miss.lua"
@@ -277,7 +286,14 @@ def run(args: argparse.Namespace) -> None:
             cached = wrk(base + targets["first page"], **one)
             wrk(base + "/", **{**one, "duration": 1}, script=script)
             missed = wrk(base + "/", **one, script=script)
-    report(args, rates, targets, ceiling, hub, writers, pushes)
+    for label in hubs:
+        report(args, label, rates, targets, ceiling, hub, writers, pushes)
+    if args.baseline:
+        print("\nhub / baseline, requests per second (median of the per-round ratios):")
+        for rate in rates:
+            for name in targets:
+                ratios = zip(hub["hub", rate, name], hub["baseline", rate, name], strict=True)
+                print(f"{rate:>9g} {name:<13} {statistics.median([h.rps / b.rps for h, b in ratios]):.2f}")
     print(
         f"\none request at a time, idle: cached first page p50 {cached.p50_ms:.2f} ms ({cached.rps:.0f}/s); "
         f"a page read from the database p50 {missed.p50_ms:.2f} ms, p99 {missed.p99_ms:.2f} ms ({missed.rps:.0f}/s); "
@@ -287,18 +303,19 @@ def run(args: argparse.Namespace) -> None:
 
 def report(
     args: argparse.Namespace,
+    label: str,
     rates: list[float],
     targets: dict[str, str],
     ceiling: dict[str, list[Measure]],
-    hub: dict[tuple[float, str], list[Measure]],
-    writers: dict[float, list[Writer]],
-    pushes: dict[float, list[tuple[int, int]]],
+    hub: dict[tuple[str, float, str], list[Measure]],
+    writers: dict[tuple[str, float], list[Writer]],
+    pushes: dict[tuple[str, float], list[tuple[int, int]]],
 ) -> None:
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
     print(
-        f"\n{args.locations} locations x 4 EVSEs x 2 connectors, pages of {lb.PAGE}, wrk -t{args.threads} "
+        f"\n{label}: {args.locations} locations x 4 EVSEs x 2 connectors, pages of {lb.PAGE}, wrk -t{args.threads} "
         f"-c{args.connections}, {args.rounds} rounds of {args.duration} s, 3 receiving eMSPs; medians "
         "(share: median of the per-round ratios to the ceiling)"
     )
@@ -311,22 +328,23 @@ def report(
         )
     for rate in rates:
         for name in targets:
-            measures = hub[rate, name]
+            measures = hub[label, rate, name]
             share = med([m.rps / c.rps for m, c in zip(measures, ceiling[name], strict=True)])
             print(
                 f"{rate:>9g} {name:<13} {med([m.rps for m in measures]):>8.0f} {share:>6.1%} "
                 f"{med([m.p50_ms for m in measures]):>7.2f} {med([m.p99_ms for m in measures]):>7.2f}"
             )
-        depth = med([d.p50_ms / f.p50_ms for d, f in zip(hub[rate, "deep page"], hub[rate, "first page"], strict=True)])
+        deep, first = hub[label, rate, "deep page"], hub[label, rate, "first page"]
+        depth = med([d.p50_ms / f.p50_ms for d, f in zip(deep, first, strict=True)])
         line = f"{'':>9} deep p50 / first p50: {depth:.2f}"
         if rate > 0:
-            latencies = [ms for w in writers[rate] for ms in w.latencies_ms]
+            latencies = [ms for w in writers[label, rate] for ms in w.latencies_ms]
             q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-            delivered = sum(d for d, _ in pushes[rate])
-            expected = sum(e for _, e in pushes[rate])
-            failures = sum(w.failures for w in writers[rate])
+            delivered = sum(d for d, _ in pushes[label, rate])
+            expected = sum(e for _, e in pushes[label, rate])
+            failures = sum(w.failures for w in writers[label, rate])
             line += (
-                f"; writer {med([w.achieved for w in writers[rate]]):.1f}/s achieved, p50 {q[49]:.1f} ms, "
+                f"; writer {med([w.achieved for w in writers[label, rate]]):.1f}/s achieved, p50 {q[49]:.1f} ms, "
                 f"p99 {q[98]:.1f} ms, {failures} failed; pushes delivered {delivered} of {expected}"
             )
         print(line)
@@ -344,6 +362,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=6, help="seconds per measurement")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--baseline", type=Path, help="another source tree (e.g. an older commit) served alike")
     args = parser.parse_args()
     match args.command:
         case "serve-hub":
