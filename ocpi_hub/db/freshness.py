@@ -125,6 +125,8 @@ class Freshness:
             if loop.get_task_factory() is None:  # an eager task factory would run a new request's first step at once
                 self._question = question
                 loop.call_soon(self._forget)
+        if question.done():  # SQLite's, always: its answer without the cost of waiting for it
+            return question.result()
         # Shielded: a request that goes away must not cancel the question the others of its turn wait for.
         return await asyncio.shield(question)
 
