@@ -295,3 +295,22 @@ async def test_a_sent_delivery_keeps_what_was_sent(
     assert (first["method"], first.get("evse_uid"), first.get("fields")) == ("PUT", None, None)
     assert (newest["method"], newest["evse_uid"], newest["fields"]) == ("PATCH", "E1", ["status"])
     assert newest["sent_at"] > first["sent_at"]
+
+
+async def test_entries_of_a_partner_removed_meanwhile_are_left_out_and_the_rest_written(
+    hub: Hub, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """An entry waits up to a second: its partner (a pending registration) may be deleted meanwhile. The batch is
+    written without it, on both databases' foreign keys."""
+    partner_id = await connect(hub, emsp)
+    log = TrafficLog(sessions, bodies=False, clock=hub.clock)
+    for who, path in ((partner_id, "/kept-1"), (partner_id + 1000, "/gone"), (partner_id, "/kept-2")):
+        with talking_to(who):
+            log.outbound(
+                "GET", f"https://emsp.example.com{path}", headers={}, elapsed=0.01, http_status=200, ocpi_status=1
+            )
+    assert await log.flush() == 2
+    outbound = await traffic(hub, partner_id, direction=Direction.OUTBOUND)
+    assert sorted(e["path"] for e in outbound) == ["/kept-1", "/kept-2"]
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(TrafficEntry)) == 2
