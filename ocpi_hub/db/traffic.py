@@ -137,8 +137,8 @@ async def add_entries(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) ->
 def _driver_insert(dialect: Dialect) -> tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
     """The INSERT of a traffic entry in the driver's own terms, and what makes an entry's values the driver's.
     A crawl makes thousands of entries a second, and SQLAlchemy's handling of each row's parameters cost more than
-    the database's insert (bench/README.md, "Issue 15"): so the statement is compiled once, and only the columns
-    whose type converts (the time) are converted, by their type's own processor."""
+    the database's insert (README, "Performance of the Locations list"): so the statement is compiled once, and
+    only the columns whose type converts (the time) are converted, by their type's own processor."""
     columns = [_traffic.c[name] for name in COLUMNS]
     compiled = (
         insert(_traffic)
