@@ -76,6 +76,13 @@ class Measure:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float | None = None  # the server's CPU (user + system) per request, when measured
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (no profiler)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

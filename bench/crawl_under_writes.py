@@ -14,8 +14,9 @@ In one run, on one machine:
    `POST /api/v0/location/{id}/evse/{uid}/status` at that fixed rate (open loop, to random EVSEs, alternating
    CHARGING and AVAILABLE) for as long as wrk loads each target. The server is pinned to CPU 0 and wrk to CPU 1
    when `taskset` exists; the writer and the receivers share the machine.
-4. Prints per rate and target the medians of requests/s, p50 and p99, the medians of the per-round shares of the
-   ceiling, the writer's achieved rate and latency (p50/p99), and the pushes delivered against those expected.
+4. Prints per rate and target the medians of requests/s, p50, p99 and the server's CPU per request (/proc), the
+   medians of the per-round shares of the ceiling, the writer's achieved rate and latency (p50/p99), and the pushes
+   delivered against those expected.
 5. One request at a time (wrk -t1 -c1), the hub idle: a cached page, and pages that must be read from the database
    (a Lua script walks 200 distinct offsets, more than the answer cache keeps, so every request misses).
 With `--baseline DIR` (another source tree, e.g. an older commit), each round also serves that tree's hub the same
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import json
 import random
 import shutil
@@ -53,7 +55,7 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).parent))
 import locations_bench as lb
 import push_bench
-from common import Measure, server
+from common import Measure, cpu_seconds, server
 from common import wrk as run_wrk
 
 from ocpi_hub.db.engine import create_engine, session_factory
@@ -145,10 +147,17 @@ def save_answers(base: str, targets: dict[str, str], path: Path) -> None:
     path.write_text(json.dumps(saved))
 
 
-def wrk(url: str, *, duration: int, threads: int, connections: int, script: Path | None = None) -> Measure:
-    return run_wrk(
+def wrk(
+    url: str, *, duration: int, threads: int, connections: int, script: Path | None = None, pid: int | None = None
+) -> Measure:
+    """wrk on `url`; with the server's `pid`, its CPU per request too."""
+    before = cpu_seconds(pid) if pid else 0.0
+    measure = run_wrk(
         url, duration=duration, threads=threads, connections=connections, header=lb.AUTH, script=script, pin=True
     )
+    if not pid or not measure.rps:
+        return measure
+    return dataclasses.replace(measure, cpu_us=(cpu_seconds(pid) - before) / (measure.rps * duration) * 1e6)
 
 
 # --- Load --------------------------------------------------------------------------------------------------------
@@ -257,12 +266,12 @@ def run(args: argparse.Namespace) -> None:
         with server(__file__, "serve-hub", database_url, pin=True) as (base, _):
             save_answers(base, targets, saved)
         for round_ in range(1, args.rounds + 1):
-            with server(__file__, "serve-saved", str(saved), pin=True) as (base, _):
+            with server(__file__, "serve-saved", str(saved), pin=True) as (base, pid):
                 for name, path in targets.items():
                     wrk(base + path, **{**load, "duration": 1})  # warm-up
-                    ceiling[name].append(wrk(base + path, **load))
+                    ceiling[name].append(wrk(base + path, **load, pid=pid))
             for label in sorted(hubs, reverse=round_ % 2 == 0):  # in turn first, for fairness
-                with server(__file__, "serve-hub", database_url, pin=True, env=hubs[label]) as (base, _):
+                with server(__file__, "serve-hub", database_url, pin=True, env=hubs[label]) as (base, pid):
                     for rate in rates:
                         writer = Writer(base, rate, args.locations)
                         before = pushes_received(urls)
@@ -270,7 +279,7 @@ def run(args: argparse.Namespace) -> None:
                         try:
                             for name, path in targets.items():
                                 wrk(base + path, **{**load, "duration": 1})
-                                hub[label, rate, name].append(wrk(base + path, **load))
+                                hub[label, rate, name].append(wrk(base + path, **load, pid=pid))
                         finally:
                             writer.stop()
                         time.sleep(3)  # the last pushes of the window
@@ -289,11 +298,13 @@ def run(args: argparse.Namespace) -> None:
     for label in hubs:
         report(args, label, rates, targets, ceiling, hub, writers, pushes)
     if args.baseline:
-        print("\nhub / baseline, requests per second (median of the per-round ratios):")
+        print("\nhub / baseline, medians of the per-round ratios: requests per second, and CPU per request")
         for rate in rates:
             for name in targets:
-                ratios = zip(hub["hub", rate, name], hub["baseline", rate, name], strict=True)
-                print(f"{rate:>9g} {name:<13} {statistics.median([h.rps / b.rps for h, b in ratios]):.2f}")
+                pairs = list(zip(hub["hub", rate, name], hub["baseline", rate, name], strict=True))
+                rps = statistics.median([h.rps / b.rps for h, b in pairs])
+                cpu = statistics.median([(h.cpu_us or 0.0) / (b.cpu_us or 1.0) for h, b in pairs])
+                print(f"{rate:>9g} {name:<13} {rps:.2f} {cpu:.2f}")
     print(
         f"\none request at a time, idle: cached first page p50 {cached.p50_ms:.2f} ms ({cached.rps:.0f}/s); "
         f"a page read from the database p50 {missed.p50_ms:.2f} ms, p99 {missed.p99_ms:.2f} ms ({missed.rps:.0f}/s); "
@@ -314,26 +325,24 @@ def report(
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
+    def times(measures: list[Measure]) -> str:  # p50, p99, and the server's CPU per request in µs
+        cpu = med([m.cpu_us or 0.0 for m in measures])
+        return f"{med([m.p50_ms for m in measures]):>7.2f} {med([m.p99_ms for m in measures]):>7.2f} {cpu:>7.0f}"
+
     print(
         f"\n{label}: {args.locations} locations x 4 EVSEs x 2 connectors, pages of {lb.PAGE}, wrk -t{args.threads} "
         f"-c{args.connections}, {args.rounds} rounds of {args.duration} s, 3 receiving eMSPs; medians "
         "(share: median of the per-round ratios to the ceiling)"
     )
-    print(f"{'changes/s':>9} {'target':<13} {'req/s':>8} {'share':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'changes/s':>9} {'target':<13} {'req/s':>8} {'share':>6} {'p50 ms':>7} {'p99 ms':>7} {'CPU us':>7}")
     for name in targets:
         measures = ceiling[name]
-        print(
-            f"{'ceiling':>9} {name:<13} {med([m.rps for m in measures]):>8.0f} {'':>6} "
-            f"{med([m.p50_ms for m in measures]):>7.2f} {med([m.p99_ms for m in measures]):>7.2f}"
-        )
+        print(f"{'ceiling':>9} {name:<13} {med([m.rps for m in measures]):>8.0f} {'':>6} " + times(measures))
     for rate in rates:
         for name in targets:
             measures = hub[label, rate, name]
             share = med([m.rps / c.rps for m, c in zip(measures, ceiling[name], strict=True)])
-            print(
-                f"{rate:>9g} {name:<13} {med([m.rps for m in measures]):>8.0f} {share:>6.1%} "
-                f"{med([m.p50_ms for m in measures]):>7.2f} {med([m.p99_ms for m in measures]):>7.2f}"
-            )
+            print(f"{rate:>9g} {name:<13} {med([m.rps for m in measures]):>8.0f} {share:>6.1%} " + times(measures))
         deep, first = hub[label, rate, "deep page"], hub[label, rate, "first page"]
         depth = med([d.p50_ms / f.p50_ms for d, f in zip(deep, first, strict=True)])
         line = f"{'':>9} deep p50 / first p50: {depth:.2f}"

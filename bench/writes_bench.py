@@ -44,7 +44,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
 import push_bench  # the receivers and data of the push benchmark
-from common import free_port
+from common import cpu_seconds, free_port
 
 from ocpi_hub.app import create_app
 from ocpi_hub.db.deliveries import Delivery
@@ -68,12 +68,6 @@ def serve_hub(port: int, database_url: str, worker: bool) -> None:
         log_level="warning",
         access_log=False,
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (no profiler)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_hub(database_url: str, worker: bool) -> tuple[subprocess.Popen[bytes], str]:
