@@ -20,7 +20,8 @@ In one run, on one machine:
 5. One request at a time (wrk -t1 -c1), the hub idle: a cached page, and pages that must be read from the database
    (a Lua script walks 200 distinct offsets, more than the answer cache keeps, so every request misses).
 With `--baseline DIR` (another source tree, e.g. an older commit), each round also serves that tree's hub the same
-way, the two in turn first, and the report adds its rows and the ratios of the two hubs' requests per second.
+way, the two in turn first, and the report adds its rows and the ratios of the two hubs' requests per second and
+CPU per request.
 
 Targets (issue 15): first and deep page >= 60% of the ceiling at every rate, deep p50 <= 1.1 x the first's, the
 single GET >= 50% of its ceiling, a page read from the database <= 0.5 ms p50 on SQLite.
