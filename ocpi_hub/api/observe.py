@@ -64,11 +64,14 @@ def observed(app: Any, metrics: Metrics, traffic: TrafficLog | None = None) -> A
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or UNMATCHED
             method = scope["method"]
-            metrics.served(method, route, status, elapsed)
-            log.debug("%s %s (%s) %s in %.1f ms", method, scope["path"], route, status, elapsed * 1000)
-            if watch is not None:
-                watch.done(status, elapsed, *texts)
-                watch.close()
-            logs.request_ids.reset(serving)
+            try:
+                metrics.served(method, route, status, elapsed)
+                log.debug("%s %s (%s) %s in %.1f ms", method, scope["path"], route, status, elapsed * 1000)
+                if watch is not None:
+                    watch.done(status, elapsed, *texts)
+            finally:  # the context this request set is left as it was found, whatever failed
+                if watch is not None:
+                    watch.close()
+                logs.request_ids.reset(serving)
 
     return observe
