@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub.api.ocpi.answer_cache import Answer, Answers, ReadCache
 from ocpi_hub.changes import Change, Method, ObjectKey
-from ocpi_hub.db.deliveries import Delivery, settle
+from ocpi_hub.db.deliveries import Delivery, Outcomes, settle
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.freshness import Freshness, Kind
 from ocpi_hub.db.partners import Partner
@@ -187,7 +187,7 @@ async def test_the_push_workers_bookkeeping_moves_no_counter(
     before = await ask(freshness)
     async with sessions() as session:  # what the worker commits when it sent it: the delivery settled
         delivery_id, revision = (await session.execute(select(Delivery.id, Delivery.revision))).one()
-        await settle(session, sent=[(delivery_id, revision)], retry=[], dead=[], now=utc_now())
+        await settle(session, Outcomes(sent=[(delivery_id, revision)]), now=utc_now())
         await session.commit()
     async with sessions() as session:
         assert (await session.execute(select(Delivery.id))).first() is None

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub.changes import Change, Method, ObjectKey
-from ocpi_hub.db.deliveries import Delivery, DeliveryState, settle
+from ocpi_hub.client import OcpiClient
+from ocpi_hub.db.deliveries import Delivery, DeliveryState, Outcomes, settle
 from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.push import outbox
-from tests.conftest import Hub, HubFactory
-from tests.fake_emsp import FakeEmsp
+from ocpi_hub.push.worker import PushWorker
+from tests.conftest import Hub, HubFactory, MovableClock
+from tests.fake_emsp import Failure, FakeEmsp
 from tests.servers import serve
 from tests.test_push_delivery import connect, connector, deliveries, put_location, seed_location, set_status
 
@@ -167,12 +170,47 @@ async def test_settling_skips_a_delivery_a_change_is_merging_into(
         pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
     await connect(quiet_hub, emsp)
     await put_location(quiet_hub, "LOC1")
+    now = datetime.now(UTC).replace(microsecond=0)
     async with sessions() as merging, sessions() as worker:
         [(delivery_id, revision)] = (await merging.execute(select(Delivery.id, Delivery.revision))).all()
-        await merging.execute(update(Delivery).values(revision=Delivery.revision + 1))  # locks the row
-        # Sent meanwhile: not waited for (which could deadlock), not deleted.
-        await asyncio.wait_for(settle(worker, sent=[(delivery_id, revision)], retry=[], dead=[]), 5)
+        await merging.execute(  # locks the row, as a change merged into it does; the claim's lease runs on
+            update(Delivery).values(revision=Delivery.revision + 1, next_attempt_at=now + timedelta(minutes=1))
+        )
+        # Sent meanwhile: not waited for (which could deadlock), not deleted, handed back to settle again.
+        sent = Outcomes(sent=((delivery_id, revision),))
+        assert await asyncio.wait_for(settle(worker, sent, now=now), 5) == sent
         await worker.commit()
         await merging.commit()
     async with sessions() as session:
-        assert (await session.execute(select(Delivery.revision))).scalars().all() == [revision + 1]
+        assert await settle(session, sent, now=now) == Outcomes()  # the lock is gone: due again at once
+        await session.commit()
+        assert (await session.execute(select(Delivery.revision, Delivery.next_attempt_at))).all() == [
+            (revision + 1, now)
+        ]
+
+
+async def test_a_change_merged_into_a_delivery_on_its_way_is_sent_as_soon_as_it_commits(
+    quiet_hub: Hub, emsp: FakeEmsp, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Not when the claim's lease runs out (a minute): the worker settles what a change's lock made it skip."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    await put_location(quiet_hub, "LOC1")
+    partner_id = await connect(quiet_hub, emsp)  # queues the first PUT of LOC1
+    on_its_way, answer = asyncio.Event(), asyncio.Event()
+    emsp.failures = [Failure(reached=on_its_way, until=answer)]  # a success, answered once `answer` is set
+    clock = MovableClock()
+    async with httpx.AsyncClient(timeout=5) as http:
+        worker = PushWorker(sessions, OcpiClient(http), quiet_hub.settings, clock=clock)
+        first = asyncio.create_task(worker.step())
+        await asyncio.wait_for(on_its_way.wait(), 5)
+        async with sessions() as merging:
+            change = Change(ModuleID.LOCATIONS, ObjectKey("NL", "OHB", "LOC1"), Method.PUT, partner_id=partner_id)
+            await outbox.queue(merging, [change], now=clock())  # merged into the delivery on its way: row locked
+            answer.set()
+            assert await asyncio.wait_for(first, 5) == 1
+            await merging.commit()
+        assert await worker.step() == 1  # the clock has not moved: sent again at once
+        assert await worker.step() == 0
+    assert [r.method for r in emsp.requests if r.path == "/2.2.1/locations/NL/OHB/LOC1"] == ["PUT", "PUT"]
+    assert await deliveries(quiet_hub, partner_id, "pending") == []

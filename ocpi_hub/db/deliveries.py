@@ -325,59 +325,78 @@ class Dead:
     error: str
 
 
-async def settle(
-    session: AsyncSession,
-    *,
-    sent: Sequence[tuple[int, int]],
-    retry: Sequence[Retry],
-    dead: Sequence[Dead],
-    appended: Sequence[tuple[int, tuple[str, ...]]] = (),
-    released: Sequence[int] = (),
-    now: datetime | None = None,
-) -> None:
-    """Record what happened to claimed deliveries; not committed.
+@dataclass(frozen=True)
+class Outcomes:
+    """What happened to claimed deliveries, as `settle` records it.
 
-    `sent` (id, revision): delivered, deleted unless a change was merged in while it was on its way (its revision
-    went up), in which case it is due again at `now`. `dead`: given up, unless likewise changed meanwhile.
-    `appended` (id, names): the list items (`name@i`) a sent PATCH carried; a row sent again loses them, since the
-    partner appends what it receives and must not get an item twice. `released`: claimed but not tried (the
-    partner failed first): due again at `now`.
+    `sent` (id, revision): delivered. `retry`: failed, due again later. `dead`: given up on. `appended` (id, names):
+    the list items (`name@i`) a sent PATCH carried. `released`: claimed but not tried (the partner failed first).
     """
-    ids = [i for i, _ in sent] + [r.id for r in retry] + [d.id for d in dead] + list(released)
+
+    sent: Sequence[tuple[int, int]] = ()
+    retry: Sequence[Retry] = ()
+    dead: Sequence[Dead] = ()
+    appended: Sequence[tuple[int, tuple[str, ...]]] = ()
+    released: Sequence[int] = ()
+
+    def ids(self) -> set[int]:
+        return {i for i, _ in self.sent} | {r.id for r in self.retry} | {d.id for d in self.dead} | set(self.released)
+
+    def of(self, ids: set[int]) -> Outcomes:
+        """Only the outcomes of these deliveries."""
+        return Outcomes(
+            sent=tuple(s for s in self.sent if s[0] in ids),
+            retry=tuple(r for r in self.retry if r.id in ids),
+            dead=tuple(d for d in self.dead if d.id in ids),
+            appended=tuple(a for a in self.appended if a[0] in ids),
+            released=tuple(i for i in self.released if i in ids),
+        )
+
+
+async def settle(session: AsyncSession, outcomes: Outcomes, *, now: datetime) -> Outcomes:
+    """Record what happened to claimed deliveries; not committed. Returns the outcomes it could not record yet
+    (PostgreSQL: their rows were locked), for the caller to settle again.
+
+    A sent delivery is deleted, unless a change was merged in while it was on its way (its revision went up): then
+    it is due again at `now`. A dead one is given up on, unless likewise changed meanwhile. A retry counts an
+    attempt and waits for its time. A released one is due again at `now`. The list items a sent PATCH carried are
+    dropped from a row sent again, since the partner appends what it receives and must not get an item twice.
+    """
+    ids = outcomes.ids()
     if not ids:
-        return
+        return Outcomes()
     # On PostgreSQL a row that a change is being merged into is locked by the change's transaction: skip it rather
-    # than wait (which could deadlock with that transaction); it stays pending and is sent again, as it must be.
-    # SQLite has no row locks (one writer at a time): nothing is skipped there.
+    # than wait (which could deadlock with that transaction). Until it is settled it keeps the claim's
+    # next_attempt_at, so the caller settles it again once the change has committed; were that never to happen,
+    # the lease runs out and it is sent again, as it must be. SQLite has no row locks: nothing is skipped there.
     free = set(
         (await session.execute(select(_t.c.id).where(_t.c.id.in_(ids)).with_for_update(skip_locked=True))).scalars()
     )
-    sent = [s for s in sent if s[0] in free]
-    retry = [r for r in retry if r.id in free]
-    dead = [d for d in dead if d.id in free]
-    if sent:
-        await session.execute(delete(_t).where(tuple_(_t.c.id, _t.c.revision).in_(sent)))
-    for r in retry:
+    here = outcomes.of(free)
+    if here.sent:
+        await session.execute(delete(_t).where(tuple_(_t.c.id, _t.c.revision).in_(here.sent)))
+    for r in here.retry:
         await session.execute(
             update(_t)
             .where(_t.c.id == r.id)
             .values(attempts=_t.c.attempts + 1, next_attempt_at=r.next_attempt_at, last_error=storable(r.error, 1000))
         )
-    for d in dead:
+    for d in here.dead:
         await session.execute(
             update(_t)
             .where(_t.c.id == d.id, _t.c.revision == d.revision)
             .values(state=DeliveryState.DEAD, attempts=_t.c.attempts + 1, last_error=storable(d.error, 1000))
         )
-    due_again = [i for i, _ in sent] + [d.id for d in dead] + [i for i in released if i in free]
-    if due_again and now is not None:  # those still pending (changed meanwhile, or never tried): due at once
+    due_again = [i for i, _ in here.sent] + [d.id for d in here.dead] + list(here.released)
+    if due_again:  # those still pending (changed meanwhile, or never tried): due at once
         await session.execute(update(_t).where(_t.c.id.in_(due_again), _PENDING).values(next_attempt_at=now))
-    delivered = dict(a for a in appended if a[0] in free)
+    delivered = dict(here.appended)
     if delivered:
         again = await session.execute(select(_t.c.id, _t.c.fields).where(_t.c.id.in_(delivered), _PENDING))
         for row in again.all():
             kept = [name for name in decode_fields(row.fields) if name not in delivered[row.id]]
             await session.execute(update(_t).where(_t.c.id == row.id).values(fields=encode_fields(kept)))
+    return outcomes.of(ids - free)
 
 
 @dataclass(frozen=True)

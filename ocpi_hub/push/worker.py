@@ -32,7 +32,7 @@ from ocpi_hub.changes import Method, Written
 from ocpi_hub.client import OcpiClient, PartnerCallError
 from ocpi_hub.db import deliveries, health, leases, partners
 from ocpi_hub.db import traffic as kept
-from ocpi_hub.db.deliveries import Dead, Due, Retry
+from ocpi_hub.db.deliveries import Dead, Due, Outcomes, Retry
 from ocpi_hub.db.outage import Outage
 from ocpi_hub.db.partners import PartnerState
 from ocpi_hub.metrics import Metrics
@@ -120,6 +120,8 @@ class PushWorker:
         self._holding = not self.exclusive
         self._wakeup = asyncio.Event()
         self._partners: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        # Per partner: outcomes that settle skipped (a change held the row), to record again until the lease ends.
+        self._unsettled: dict[int, tuple[Outcomes, datetime]] = {}
         self._main: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -245,6 +247,7 @@ class PushWorker:
     async def _round(self, partner_id: int, head: int | None) -> tuple[int, int | None]:
         """Send the partner's next batch of due deliveries; returns (how many were tried, the delivery whose retry
         to wait for while the partner itself fails)."""
+        await self._settle_again(partner_id)
         async with self.sessions() as session:
             partner = await partners.by_id(session, partner_id)
             receiver = (
@@ -268,10 +271,21 @@ class PushWorker:
             await session.commit()  # the claim: other workers see it before anything is sent
         if not batch:
             return 0, None
-        # The claim runs out at now + lease, when another worker may take these deliveries: none is begun after
-        # three quarters of it (a slow partner, a busy machine), so that none is sent twice; the rest are released.
-        until = now + self.lease * 0.75
-        return len(batch), await self._send(partner_id, receiver, batch, bodies, targets, until)
+        return len(batch), await self._send(partner_id, receiver, batch, bodies, targets, claimed_at=now)
+
+    async def _settle_again(self, partner_id: int) -> None:
+        """Record the outcomes of the partner's last round that a change's lock made `settle` skip, so that a change
+        merged into a delivery on its way is sent as soon as it commits rather than when the lease runs out. Past
+        the lease they are dropped: the deliveries are due again to every worker, and are sent again."""
+        held = self._unsettled.pop(partner_id, None)
+        if held is None or self.clock() >= held[1]:
+            return
+        unsettled, lease_end = held
+        async with self.sessions() as session:
+            still = await deliveries.settle(session, unsettled, now=self.clock())
+            await session.commit()
+        if still.ids():
+            self._unsettled[partner_id] = (still, lease_end)
 
     async def _send(
         self,
@@ -280,11 +294,16 @@ class PushWorker:
         batch: list[Due],
         bodies: dict[tuple[str, str], bytes],
         targets: dict[tuple[str, str], str],
-        until: datetime,
+        *,
+        claimed_at: datetime,
     ) -> int | None:
-        """Send a batch, each object's deliveries in order in one lane, beginning none at or after `until`; record
-        the outcomes in one transaction. Returns, when the partner itself failed and nothing arrived, the delivery
-        whose retry to wait for."""
+        """Send a batch, each object's deliveries in order in one lane; record the outcomes in one transaction.
+        Returns, when the partner itself failed and nothing arrived, the delivery whose retry to wait for."""
+        # The claim runs out at claimed_at + lease, when another worker may take these deliveries: none is begun
+        # after three quarters of it (a slow partner, a busy machine), so that none is sent twice; the rest are
+        # released.
+        lease_end = claimed_at + self.lease
+        until = claimed_at + self.lease * 0.75
         chains = deque(_by_object(batch))
         sent: list[tuple[int, int]] = []
         appended: list[tuple[int, tuple[str, ...]]] = []
@@ -331,14 +350,15 @@ class PushWorker:
         await asyncio.gather(*(lane() for _ in range(min(self.lanes, len(chains)))))
         async with self.sessions() as session:
             released = [d.id for d in batch if d.id not in tried]
-            await deliveries.settle(
-                session, sent=sent, retry=retries, dead=dead, appended=appended, released=released, now=self.clock()
-            )
+            outcomes = Outcomes(sent=sent, retry=retries, dead=dead, appended=appended, released=released)
+            unsettled = await deliveries.settle(session, outcomes, now=self.clock())
             await kept.add_sent(session, partner_id, arrived, now=self.clock())
             for due, location in accepted:
                 await ACCEPTED[due.module](session, due.key.id, at=self.clock(), location_url=location)
             changed = await health.record(session, partner_id, tally.outcomes(), now=self.clock())
             await session.commit()
+        if unsettled.ids():
+            self._unsettled[partner_id] = (unsettled, lease_end)
         self._tell(partner_id, receiver, tally, changed)
         return min(r.id for r in retries) if partner_down and not sent else None
 
