@@ -67,6 +67,7 @@ SENDERS = [
         nested=True,
         page_now=locations.page_now,
         document_now=locations.document_now,
+        page_depends=locations.page_depends,
     ),
     sender.SenderModule(ModuleID.TARIFFS, "tariff", tariffs.page, tariffs.document),
     sender.SenderModule(ModuleID.SESSIONS, "session", sessions.session_page, sessions.session_document, private=True),

@@ -18,7 +18,7 @@ from ocpi_hub.api.ocpi.answer_cache import Answer, Answers, ReadCache
 from ocpi_hub.changes import Change, Method, ObjectKey
 from ocpi_hub.db.deliveries import Delivery, Outcomes, settle
 from ocpi_hub.db.engine import create_engine, session_factory
-from ocpi_hub.db.freshness import Freshness, Kind
+from ocpi_hub.db.freshness import Freshness, Kind, location_blocks
 from ocpi_hub.db.partners import Partner
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi.common import utc_now
@@ -149,14 +149,21 @@ async def test_each_kind_moves_only_with_its_own_tables(
     before = await ask(freshness)
     await add(sessions, location(evse("E1"), id="L1"))  # another connection, as another process would
     after_location = await ask(freshness)
-    assert after_location[Kind.LOCATIONS] > before[Kind.LOCATIONS]
-    assert [after_location[k] for k in Kind if k != Kind.LOCATIONS] == [before[k] for k in Kind if k != Kind.LOCATIONS]
+    added = (Kind.LOCATIONS, Kind.LOCATIONS_ADDED)
+    assert all(after_location[k] > before[k] for k in added)
+    assert [n for k, n in enumerate(after_location) if k not in added] == [
+        n for k, n in enumerate(before) if k not in added
+    ]
 
     async with sessions() as session:
         await store.set_evse_status(session, "L1", "E1", ocpi.Status.CHARGING, now=T1 + timedelta(minutes=1))
         await session.commit()
     after_status = await ask(freshness)
-    assert after_status[Kind.LOCATIONS] > after_location[Kind.LOCATIONS]
+    updated = (Kind.LOCATIONS, *location_blocks(1, 1))  # L1 is seq 1: the first block
+    assert all(after_status[k] > after_location[k] for k in updated)
+    assert [n for k, n in enumerate(after_status) if k not in updated] == [
+        n for k, n in enumerate(after_location) if k not in updated
+    ]
 
     await add_emsp(sessions, "token-1")
     after_partner = await ask(freshness)

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.credentials_token import hash_token
+from ocpi_hub.db.freshness import Kind, location_blocks
 from ocpi_hub.db.partners import Partner
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.stores import locations as store
@@ -204,3 +205,61 @@ async def test_a_kept_answer_is_not_sent_to_a_caller_whose_token_changed(
     assert refused.status_code == 401
     assert "data" not in refused.json()
     assert ids(await hub.ocpi("GET", LIST, "a-new-token")) == ["L1"]
+
+
+async def test_a_status_change_makes_only_the_answers_holding_its_location_read_again(
+    hub: Hub, reader: None, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """docs/ocpi.md §11: an update counts in its Location's block (64 consecutive seqs); a page without filters
+    and an object GET depend on their blocks and on Locations being added; a filtered page on every change."""
+    await add(sessions, *(location(evse("E1"), id=f"L{n}") for n in range(1, 66)))  # seq 1..65: blocks 0 and 1
+    first, last = f"{LIST}?offset=0&limit=10", f"{LIST}?offset=60&limit=10"  # L1..L10; L61..L65
+    dated = f"{LIST}?date_from=2000-01-01T00:00:00Z"
+
+    async def statuses(path: str) -> list[str]:
+        response = await get(hub, path)
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        if "status" in data:  # an EVSE
+            return [data["status"]]
+        return [evse["status"] for loc in (data if isinstance(data, list) else [data]) for evse in loc["evses"]]
+
+    async def reads(*paths: str) -> int:
+        """How many of `paths` the hub read again (each asked twice: the second is kept)."""
+        before = await answers(hub, "read")
+        for path in paths:
+            await statuses(path)
+            await statuses(path)
+        return await answers(hub, "read") - before
+
+    everything = (first, last, dated, f"{LIST}/L1", f"{LIST}/L65", f"{LIST}/L65/E1")
+    assert await reads(*everything) == 6
+    assert await reads(*everything) == 0
+
+    async with sessions() as session:  # the tests' own engine: like another hub process on the database
+        await store.set_evse_status(session, "L65", "E1", ocpi.Status.CHARGING, now=T1 + timedelta(minutes=1))
+        await session.commit()
+    assert await statuses(f"{LIST}/L65") == ["CHARGING"]
+    assert (await statuses(last))[-1] == "CHARGING"
+    assert await reads(first, f"{LIST}/L1") == 0  # block 0: kept
+    assert await reads(last, dated, f"{LIST}/L65/E1") == 2  # the page was read again above; the rest now
+
+    async with sessions() as session:
+        await store.set_evse_status(session, "L1", "E1", ocpi.Status.CHARGING, now=T1 + timedelta(minutes=2))
+        await session.commit()
+    assert (await statuses(first))[0] == "CHARGING"
+    assert await statuses(f"{LIST}/L1") == ["CHARGING"]
+    assert await reads(last) == 1  # L61..L64 are in block 0 too
+
+    await add(sessions, location(evse("E1"), id="L66"))  # every unfiltered page's total moves
+    assert (await get(hub, first)).headers["x-total-count"] == "66"
+    assert await reads(f"{LIST}/L65") == 1  # a Location added or deleted reaches every Location answer
+
+
+def test_the_blocks_of_a_range_of_locations() -> None:
+    blocks = len(Kind)  # the first block's place in Versions
+    assert location_blocks(1, 50) == (blocks,)
+    assert location_blocks(60, 70) == (blocks, blocks + 1)
+    assert location_blocks(4097, 4097) == (blocks,)  # 64 blocks of 64, then round again
+    assert location_blocks(4090, 4100) == (blocks, blocks + 63)
+    assert location_blocks(1, 10_000) == tuple(range(blocks, blocks + 64))

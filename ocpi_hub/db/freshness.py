@@ -44,22 +44,41 @@ _CONNECTIONS = 4  # PostgreSQL: at most this many questions in flight, taken fro
 
 class Kind(enum.IntEnum):
     """A kind of data answers are read from; its value is its place in a `Versions` tuple. The tables each kind
-    counts are listed in migrations/versions/0015_change_counters.py."""
+    counts are listed in migrations/versions/0015_change_counters.py and 0016_location_blocks.py."""
 
-    LOCATIONS = 0
+    LOCATIONS = 0  # any change of a Location
     TARIFFS = 1
     SESSIONS = 2
     CDRS = 3
     PARTNERS = 4
+    LOCATIONS_ADDED = 5  # a Location inserted or deleted: what every Location answer depends on besides its own
 
 
-# The counters, in Kind order: a request's view of what was committed when it asked.
+# Finer than LOCATIONS, for the answers that read known Locations (an unfiltered page, one Location): an update of
+# a Location counts in its block's counter, after the Kinds in a `Versions` tuple. Block b counts the Locations
+# whose seq - 1 is, divided by BLOCK_SIZE, b modulo BLOCKS: a page of 50 consecutive Locations depends on one or
+# two counters, and their number stays fixed however many Locations there are (migration 0016 spells the same).
+BLOCKS = 64
+BLOCK_SIZE = 64
+
+
+def location_blocks(first_seq: int, last_seq: int) -> tuple[int, ...]:
+    """The places in `Versions` of the counters that count updates of the Locations first_seq..last_seq."""
+    if last_seq - first_seq >= BLOCKS * BLOCK_SIZE:
+        return tuple(range(len(Kind), len(Kind) + BLOCKS))
+    first, last = (first_seq - 1) // BLOCK_SIZE, (last_seq - 1) // BLOCK_SIZE
+    return tuple(sorted({len(Kind) + block % BLOCKS for block in range(first, last + 1)}))
+
+
+# The counters, in Kind order, then the Location blocks: a request's view of what was committed when it asked.
 Versions = tuple[int, ...]
 
 # A kind counts on several rows on PostgreSQL (shards, so that concurrent writers lock different rows): its number
 # is their sum, which every commit of the kind increases.
 _COUNTERS = "SELECT kind, sum(version) FROM change_counters GROUP BY kind"
-_KIND_BY_NAME = {kind.name.lower(): kind for kind in Kind}
+_PLACE_BY_NAME = {kind.name.lower(): int(kind) for kind in Kind} | {
+    f"loc_block_{block}": len(Kind) + block for block in range(BLOCKS)
+}
 
 
 class ChangeCounter(Base):
@@ -73,12 +92,12 @@ class ChangeCounter(Base):
 
 
 def _versions(rows: list[tuple[str, int]]) -> Versions:
-    # A kind without rows counts as 0 (none changed yet): the triggers' upsert adds its row at its first change.
-    found = [0] * len(Kind)
+    # A counter without rows counts as 0 (none changed yet): the triggers' upsert adds its row at its first change.
+    found = [0] * len(_PLACE_BY_NAME)
     for name, version in rows:
-        kind = _KIND_BY_NAME.get(name)
-        if kind is not None:
-            found[kind] = int(version)
+        place = _PLACE_BY_NAME.get(name)
+        if place is not None:
+            found[place] = int(version)
     return tuple(found)
 
 

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.freshness import Kind, location_blocks
 from ocpi_hub.db.sender import Document, PageQuery, ReadNow
 from ocpi_hub.db.transaction import ConcurrentWriteError
 from ocpi_hub.ocpi import locations as ocpi
@@ -264,7 +265,7 @@ async def document(session: AsyncSession, location_id: str, *, version: str) -> 
     connection = await session.connection()
     result = await connection.execute(_document_statement(version), {"key": location_id.upper()})
     row = result.first()
-    return None if row is None else Document(body=row.body, country_code=row.country_code, party_id=row.party_id)
+    return None if row is None else _document(row.body, row.country_code, row.party_id, row.seq)
 
 
 async def page(session: AsyncSession, query: PageQuery, *, version: str) -> tuple[int, list[bytes]]:
@@ -307,13 +308,29 @@ def page_now(read: ReadNow, query: PageQuery, *, version: str) -> tuple[int, lis
 def document_now(read: ReadNow, location_id: str, *, version: str) -> list[Document] | None:
     """document(), read at once by `read`: a list of the one document, or empty; None when it was not read."""
     rows = read(_document_statement(version), {"key": location_id.upper()})
-    return None if rows is None else [Document(body=r[0], country_code=r[1], party_id=r[2]) for r in rows]
+    return None if rows is None else [_document(*row) for row in rows]
+
+
+def _document(body: bytes, country_code: str, party_id: str, seq: int) -> Document:
+    # Its answers change with it (its block's counter) and with Locations added or removed (docs/ocpi.md §11).
+    depends = (Kind.LOCATIONS_ADDED, *location_blocks(seq, seq))
+    return Document(body=body, country_code=country_code, party_id=party_id, depends=depends)
+
+
+def page_depends(query: PageQuery) -> tuple[int, ...] | None:
+    """The change counters a page's answer depends on, when fewer than every Location's: a page without filters
+    holds the Locations of seq offset + 1 to offset + limit (dense seq), and its total changes only when Locations
+    are added or removed. Filtered pages depend on every change (None)."""
+    if query.date_from is not None or query.date_to is not None or query.party is not None:
+        return None
+    blocks = location_blocks(query.offset + 1, query.offset + query.limit) if query.limit > 0 else ()
+    return (Kind.LOCATIONS_ADDED, *blocks)
 
 
 @cache
-def _document_statement(version: str) -> Select[tuple[bytes, str, str]]:
+def _document_statement(version: str) -> Select[tuple[bytes, str, str, int]]:
     return (
-        select(_body(version).label("body"), _rows.c.country_code, _rows.c.party_id)
+        select(_body(version).label("body"), _rows.c.country_code, _rows.c.party_id, _rows.c.seq)
         .join_from(_rows, _docs, _docs.c.seq == _rows.c.seq)
         .where(_rows.c.key == bindparam("key"))
     )

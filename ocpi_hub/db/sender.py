@@ -37,6 +37,9 @@ class Document:
     country_code: str
     party_id: str
     reader: tuple[str, str] | None = None
+    # The change counters (places in ocpi_hub.db.freshness.Versions) the object's answers depend on, when fewer
+    # than its module's kind: a Location, on its block's.
+    depends: tuple[int, ...] | None = None
 
 
 # A read of one statement at once, on the event loop's own SQLite connection: its rows, or None when it could not

@@ -5,9 +5,11 @@ An answer is a function of the question and of the database: the URL (version, p
 (authenticated before any answer is looked up, cached or not: ocpi_hub.api.ocpi.authentication), the routing
 headers (which narrow the data and are answered swapped) and what is stored of the module's kind and of the
 partners (whose roles shape the answer). So a kept answer is valid for the same question until one of those two
-kinds changes: the cache asks the change counters (ocpi_hub.db.freshness) once per event-loop turn and empties a
-module's answers when its counters moved. A status change empties the Locations answers, never the Tariffs'; the
-push worker's bookkeeping empties nothing. What changes by itself is made per request: the envelope's timestamp,
+kinds changes: the cache asks the change counters (ocpi_hub.db.freshness) once per event-loop turn, and an answer
+whose counters moved since it was read is a miss. An answer may name fewer counters than its module's kind: a
+Locations page without filters, or one Location, depends on the blocks of the Locations it holds, so a status
+change makes only the answers of its block read again. A status change never touches the Tariffs' answers; the
+push worker's bookkeeping touches none. What changes by itself is made per request: the envelope's timestamp,
 and the request ids (added by ocpi_hub.api.observe).
 
 Concurrent requests that miss the same question under the same counters share one read (single flight): the
@@ -52,18 +54,18 @@ def question(scope: Scope, partner_id: int) -> tuple[object, ...]:
 
 
 class ReadCache(Generic[K, V]):
-    """A bounded map whose entries are valid only while the counters of the kinds it `depends` on stay what they
-    were when the entries were read: a request asks the counters once, and a change of one of those kinds
-    committed since empties the map, so a kept value never hides a change from the next request. Without counters
-    (an in-memory database) it keeps nothing."""
+    """A bounded map whose entries are each valid only while the counters it depends on stay what they were when
+    it was read: by default those of the kinds the cache `depends` on; an entry can name fewer (`put`). A request
+    asks the counters once, and a change committed since to what an entry depends on makes it a miss, so a kept
+    value never hides a change from the next request. Without counters (an in-memory database) it keeps nothing."""
 
-    def __init__(self, *, max_entries: int, depends: Iterable[Kind]) -> None:
+    def __init__(self, *, max_entries: int, depends: Iterable[int]) -> None:
         self._max_entries = max_entries
         self._depends = tuple(depends)
-        self._asked: Versions | None = None  # the last counters seen, and what they say of our kinds
+        self._asked: Versions | None = None  # the last counters seen, and what they say of the default counters
         self._version_of_asked: tuple[int, ...] | None = None
-        self._version: tuple[int, ...] | None = None  # what the kept entries were read under
-        self._entries: dict[K, V] = {}
+        # key -> (value, the places in Versions it depends on, their numbers when it was read)
+        self._entries: dict[K, tuple[V, tuple[int, ...], tuple[int, ...]]] = {}
         self.hits = 0  # answers given from the map (for the metric and the tests)
 
     def version(self, seen: Versions | None) -> tuple[int, ...] | None:
@@ -75,36 +77,50 @@ class ReadCache(Generic[K, V]):
         return self._version_of_asked
 
     def get(self, key: K, seen: Versions | None) -> V | None:
-        version = self.version(seen)
-        if version != self._version:
-            self._entries.clear()
-            self._version = version
-        if version is None:
+        entry = self._entries.get(key)
+        if entry is None or seen is None:
             return None
-        value = self._entries.get(key)
-        if value is not None:
-            self.hits += 1
+        value, depends, read_at = entry
+        now = self.version(seen) if depends is self._depends else tuple(seen[place] for place in depends)
+        if now != read_at:
+            del self._entries[key]
+            return None
+        self.hits += 1
         return value
 
-    def put(self, key: K, value: V, *, seen: Versions | None) -> None:
-        """Keep `value`, read from the database after the counters `seen` were asked."""
-        version = self.version(seen)
-        if version is None or version != self._version:
-            return  # a change was seen while we read: the value may already be stale
+    def put(self, key: K, value: V, *, seen: Versions | None, depends: tuple[int, ...] | None = None) -> None:
+        """Keep `value`, read from the database after the counters `seen` were asked, valid while the counters at
+        `depends` (places in Versions; by default the cache's kinds) stay as `seen` has them. Stamped with what was
+        asked before the read, a value read across a change is at worst a miss next time, never stale."""
+        if seen is None:
+            return
+        depends = self._depends if depends is None else depends
+        read_at = tuple(seen[place] for place in depends)
+        self._entries.pop(key, None)  # re-inserted last: oldest first is the order of eviction
         if len(self._entries) >= self._max_entries:
             self._entries.pop(next(iter(self._entries)))  # oldest first: crawls move on, they rarely come back
-        self._entries[key] = value
+        self._entries[key] = (value, depends, read_at)
 
 
 class Answer:
     """A 200 answer around JSON data, sent as an ASGI app. Its envelope is reused within the same second (the
     envelope's timestamp has whole seconds, so it is byte for byte the same) rather than copying 160 kB again."""
 
-    __slots__ = ("_at", "_body", "_data", "_headers", "_now", "template")
+    __slots__ = ("_at", "_body", "_data", "_headers", "_now", "depends", "template")
 
-    def __init__(self, data: bytes, headers: dict[str, str], now: Callable[[], datetime], *, template: str) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        headers: dict[str, str],
+        now: Callable[[], datetime],
+        *,
+        template: str,
+        depends: tuple[int, ...] | None = None,
+    ) -> None:
         self._data, self._now = data, now
         self.template = template  # the route's path template, which the request metrics are labelled with
+        # The counters (places in Versions) the answer is read from, when fewer than its module's kinds (ReadCache)
+        self.depends = depends
         self._at: datetime | None = None  # the clock's time the envelope in _body was made at
         self._body = b""
         self._headers = [(b"content-type", b"application/json")]
@@ -166,7 +182,7 @@ class Answers:
         try:
             self.reads += 1
             answer = await make()
-            self.kept.put(key, answer, seen=seen)
+            self.kept.put(key, answer, seen=seen, depends=answer.depends)
             return answer
         finally:
             # None (never an exception) for a read that failed or was cancelled: the waiters read for themselves.

@@ -43,6 +43,11 @@ _KINDS = {
 }
 
 
+# What a handler makes of a request: the answer's data, its headers besides the routing headers, and the change
+# counters it depends on when fewer than its module's kind (None: the kind).
+Made = tuple[bytes, dict[str, str], tuple[int, ...] | None]
+
+
 @dataclass(frozen=True)
 class SenderModule:
     module: ModuleID
@@ -57,6 +62,9 @@ class SenderModule:
     # means "not read": read through a session.
     page_now: Callable[..., tuple[int, list[bytes]] | None] | None = None  # (read, PageQuery, *, version)
     document_now: Callable[..., list[Document] | None] | None = None  # (read, object id, *, version)
+    # The change counters a page's answer depends on, when fewer than the module's kind (Locations: a page without
+    # filters, on its blocks); None from it, or no function, means the kind. An object's are in its Document.
+    page_depends: Callable[[PageQuery], tuple[int, ...] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,15 +84,17 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
     answers = context.cache.module(spec.module, _KINDS[spec.module])
     url = f"{settings.public_url}/ocpi/{version}/{spec.module}"
 
-    async def cached(request: AnyRequest, make: Callable[[], Awaitable[tuple[bytes, dict[str, str]]]]) -> Answer:
-        """The kept answer to the request, or the one `make` (data and headers besides the routing headers) makes.
-        Errors are raised, never kept."""
+    async def cached(request: AnyRequest, make: Callable[[], Awaitable[Made]]) -> Answer:
+        """The kept answer to the request, or the one `make` (data, headers besides the routing headers, and the
+        counters it depends on if fewer than the module's kind) makes. Errors are raised, never kept."""
         who = caller(request)
 
         async def answer() -> Answer:
-            data, headers = await make()
+            data, headers, depends = await make()
             headers |= routing_headers(request, settings, who.party)
-            return Answer(data, headers, context.clock, template=request.scope["path_template"])
+            # Every answer depends on the partners too (their roles shape it).
+            depends = None if depends is None else (Kind.PARTNERS, *depends)
+            return Answer(data, headers, context.clock, template=request.scope["path_template"], depends=depends)
 
         return await answers.answer(question(request.scope, who.partner.id), who.seen, answer)
 
@@ -114,18 +124,19 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
             raise errors.NotFound(f"unknown {spec.what} {object_id}", ocpi_status=spec.unknown)
         return found
 
-    async def child(request: AnyRequest, evse_uid: str, connector_id: str = "") -> tuple[bytes, dict[str, str]]:
+    async def child(request: AnyRequest, evse_uid: str, connector_id: str = "") -> Made:
         object_id = request.path_params["object_id"]
         # Read from the version's own document: an EVSE that 2.2 cannot show is unknown to a 2.2 peer.
-        found = locations.child(_decode((await document(request, object_id)).body), evse_uid, connector_id)
+        parent = await document(request, object_id)
+        found = locations.child(_decode(parent.body), evse_uid, connector_id)
         if found is None:
             what = f"connector {connector_id} of EVSE {evse_uid}" if connector_id else f"EVSE {evse_uid}"
             raise errors.NotFound(f"unknown {what} at {spec.what} {object_id}", ocpi_status=spec.unknown)
-        return json_encoder.encode(found), {}
+        return json_encoder.encode(found), {}, parent.depends
 
     @get("/")
     async def list_objects(request: AnyRequest) -> ASGIApp:
-        async def page() -> tuple[bytes, dict[str, str]]:
+        async def page() -> Made:
             params = request.query_params
             asked = paging.page_request(params, cap=settings.page_limit)
             party = addressed_party(request, settings)
@@ -135,14 +146,16 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
             headers = paging.page_headers(
                 params, asked, total=total, returned=len(bodies), cap=settings.page_limit, url=url
             )
-            return b"[" + b",".join(bodies) + b"]", headers
+            depends = spec.page_depends(query) if spec.page_depends is not None else None
+            return b"[" + b",".join(bodies) + b"]", headers, depends
 
         return await cached(request, page)
 
     @get("/{object_id:str}")
     async def get_object(request: AnyRequest) -> ASGIApp:
-        async def body() -> tuple[bytes, dict[str, str]]:
-            return (await document(request, request.path_params["object_id"])).body, {}
+        async def body() -> Made:
+            found = await document(request, request.path_params["object_id"])
+            return found.body, {}, found.depends
 
         return await cached(request, body)
 
