@@ -55,9 +55,9 @@ class Kind(enum.IntEnum):
 
 
 # Finer than LOCATIONS, for the answers that read known Locations (an unfiltered page, one Location): an update of
-# a Location counts in its block's counter, after the Kinds in a `Versions` tuple. Block b counts the Locations
-# whose seq - 1 is, divided by BLOCK_SIZE, b modulo BLOCKS: a page of 50 consecutive Locations depends on one or
-# two counters, and their number stays fixed however many Locations there are (migration 0016 spells the same).
+# a Location counts in its block's counter, placed after the Kinds in a `Versions` tuple. The Location of seq s is
+# in block ((s - 1) // BLOCK_SIZE) % BLOCKS: a page of 50 consecutive Locations depends on one or two blocks, and
+# the number of counters stays fixed however many Locations there are (migration 0016 spells the same).
 BLOCKS = 64
 BLOCK_SIZE = 64
 
