@@ -10,7 +10,8 @@ with several processes on one database, run it in one of them (`OCPI_HUB_PUSH_WO
 - Pressure: when the partner itself fails (no answer, HTTP 5xx, 408, 429) and nothing in the batch arrived, the
   partner's task waits until the first failed delivery is due again, instead of trying every queued object.
 - Latency: woken by a commit that queued deliveries (outbox.WAKE); polls every second for work of other
-  processes (`ocpi-hub sync`) and retries coming due.
+  processes (`ocpi-hub sync`) and retries coming due. A partner's rounds begin at most every ROUND_INTERVAL, so
+  that a stream of changes is sent in batches.
 - Telling: a partner and module that start failing are one WARNING, their recovery one INFO, deliveries given up on
   one WARNING per round; never a line per attempt (docs/operations.md §1.4). The state is kept in db.health.
 """
@@ -51,6 +52,11 @@ EXCLUSIVE_LEASE = "push-worker"
 EXCLUSIVE_TTL = timedelta(seconds=5)
 LANES = 8  # requests in flight per partner
 BATCH = 500  # deliveries fetched (and settled) at once per partner
+# A partner's rounds begin at most this often (seconds). A round costs two transactions whatever it carries, so a
+# stream of changes (50 status changes a second) goes out in rounds of several deliveries rather than one round
+# per change, which on PostgreSQL took a third of the hub's CPU (bench/crawl_under_writes.py). A change after a
+# quiet moment still leaves at once; under a stream it waits at most this long.
+ROUND_INTERVAL = 0.1
 PRUNE_SECONDS = 60.0  # how often old traffic and sent deliveries are pruned (sooner while a batch came back full)
 
 
@@ -231,7 +237,11 @@ class PushWorker:
         """Deliver to one partner until it no longer receives anything (the supervisor restarts it if it does
         again)."""
         head: int | None = None  # while the partner itself fails: the delivery whose retry the task waits for
+        loop = asyncio.get_running_loop()
+        next_round = loop.time()
         while self._holding:  # on SQLite, while this process's worker holds the lease
+            await asyncio.sleep(max(0.0, next_round - loop.time()))
+            next_round = loop.time() + ROUND_INTERVAL
             event.clear()  # before reading: a wake during the round makes the next wait return at once
             try:
                 tried, head = await self._round(partner_id, head)
