@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import traffic
 from ocpi_hub.changes import Method, Written
-from ocpi_hub.client import OcpiClient, PartnerCallError
+from ocpi_hub.client import OcpiClient, PartnerCallError, PoolPerOrigin
 from ocpi_hub.db import deliveries, health, leases, partners
 from ocpi_hub.db import traffic as kept
 from ocpi_hub.db.deliveries import Dead, Due, Outcomes, Retry
@@ -77,11 +77,9 @@ async def running(
     if not settings.push_worker:
         yield None
         return
-    # Its own connection pool, sized so that every lane keeps its connection alive.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(
-        timeout=settings.http_timeout, transport=transport, follow_redirects=False, limits=limits
-    ) as http:
+    # Its own connection pools, one per partner, sized so that every lane keeps its connection alive.
+    pools = transport or PoolPerOrigin(httpx.Limits(max_connections=None, max_keepalive_connections=None))
+    async with httpx.AsyncClient(timeout=settings.http_timeout, transport=pools, follow_redirects=False) as http:
         client = OcpiClient(http, traffic_log)
         worker = PushWorker(sessions, client, settings, clock=clock, metrics=metrics, outage=outage)
         sessions.configure(info={outbox.WAKE: worker.wake})
