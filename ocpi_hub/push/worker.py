@@ -54,8 +54,9 @@ LANES = 8  # requests in flight per partner
 BATCH = 500  # deliveries fetched (and settled) at once per partner
 # A partner's rounds begin at most this often (seconds). A round costs two transactions whatever it carries, so a
 # stream of changes (50 status changes a second) goes out in rounds of several deliveries rather than one round
-# per change, which on PostgreSQL took a third of the hub's CPU (bench/crawl_under_writes.py). A change after a
-# quiet moment still leaves at once; under a stream it waits at most this long.
+# per change (then, on PostgreSQL, the push worker and its statements took about a third of the hub's CPU:
+# bench/crawl_under_writes.py). A change after a quiet moment still leaves at once; under a stream it waits at
+# most this long.
 ROUND_INTERVAL = 0.1
 PRUNE_SECONDS = 60.0  # how often old traffic and sent deliveries are pruned (sooner while a batch came back full)
 
