@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub.changes import Change, Method, ObjectKey
 from ocpi_hub.client import OcpiClient
+from ocpi_hub.db import deliveries as outbox_table
 from ocpi_hub.db.deliveries import Delivery, DeliveryState, Outcomes, settle
 from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.push import outbox
@@ -214,3 +215,33 @@ async def test_a_change_merged_into_a_delivery_on_its_way_is_sent_as_soon_as_it_
         assert await worker.step() == 0
     assert [r.method for r in emsp.requests if r.path == "/2.2.1/locations/NL/OHB/LOC1"] == ["PUT", "PUT"]
     assert await deliveries(quiet_hub, partner_id, "pending") == []
+
+
+async def test_a_claim_takes_a_delivery_as_a_change_merged_meanwhile_left_it(
+    quiet_hub: Hub, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change merged in between the claim's query and its write raised the revision and added fields: the claim
+    sends those fields too, or the merged change would be counted sent (deleted with its revision) without them."""
+    partner_id = await connect(quiet_hub, emsp)
+    now = datetime.now(UTC)
+
+    async def queue(fields: tuple[str, ...]) -> None:
+        key = ObjectKey("NL", "OHB", "S1")
+        pending = outbox_table.Pending(partner_id, ModuleID.SESSIONS, key, Method.PATCH, fields)
+        async with sessions() as session:  # another connection, as a change committed by a request
+            await outbox_table.add(session, [pending], now=now)
+            await session.commit()
+
+    await queue(("kwh",))
+    query = outbox_table.due
+
+    async def due_then_a_change(*args: Any, **kwargs: Any) -> list[outbox_table.Due]:
+        found = await query(*args, **kwargs)
+        await queue(("charging_periods@0",))
+        return found
+
+    monkeypatch.setattr(outbox_table, "due", due_then_a_change)
+    async with sessions() as session:
+        [claimed] = await outbox_table.claim(session, partner_id, now=now, limit=10, lease=timedelta(minutes=1))
+        await session.commit()
+    assert (claimed.revision, set(claimed.fields)) == (2, {"kwh", "charging_periods@0"})

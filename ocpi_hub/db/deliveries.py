@@ -285,12 +285,13 @@ async def claim(session: AsyncSession, partner_id: int, *, now: datetime, limit:
         update(_t)
         .where(_t.c.id.in_(locked), _PENDING, _t.c.next_attempt_at <= now)
         .values(next_attempt_at=now + lease)
-        .returning(_t.c.id, _t.c.revision)
+        .returning(_t.c.id, _t.c.revision, _t.c.method, _t.c.fields)
     )
-    # The revision as taken: the bodies are read after this, in this transaction, so a send covers this revision
-    # (a change merged in between the query and the write would otherwise be sent twice).
-    revisions: dict[int, int] = {row.id: row.revision for row in taken}
-    ours = set(revisions)
+    # The delivery as taken: a change merged in between the query and the write raised its revision and may have
+    # changed its method and fields. The bodies are read after this, in this transaction, so a send covers what was
+    # taken; with the queried method and fields, the merged change's fields would be left out and yet counted sent.
+    taken_as: dict[int, Any] = {row.id: row for row in taken}
+    ours = set(taken_as)
     skipped: set[tuple[str, str]] = set()
     claimed, given_back = [], []
     for d in candidates:
@@ -299,7 +300,10 @@ async def claim(session: AsyncSession, partner_id: int, *, now: datetime, limit:
             if d.id in ours:
                 given_back.append(d.id)
             continue
-        claimed.append(dataclasses.replace(d, revision=revisions[d.id]))
+        row = taken_as[d.id]
+        claimed.append(
+            dataclasses.replace(d, revision=row.revision, method=Method(row.method), fields=decode_fields(row.fields))
+        )
     if given_back:
         await session.execute(update(_t).where(_t.c.id.in_(given_back)).values(next_attempt_at=now))
     return claimed
