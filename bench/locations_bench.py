@@ -46,6 +46,7 @@ from litestar import Litestar, Response, get
 from litestar.di import Provide
 from sqlalchemy import func, select
 
+from ocpi_hub import cli
 from ocpi_hub.api import deps
 from ocpi_hub.app import create_app
 from ocpi_hub.credentials_token import hash_token
@@ -211,6 +212,10 @@ def serve_hub(database_url: str, port: int, page_file: Path | None) -> None:
 
         for handler in (cached, dependencies):
             app.register(handler)
+    # As `ocpi-hub serve` does; a tree older than it (crawl_under_writes.py --baseline) has no such step.
+    freeze_start = getattr(cli, "freeze_start", None)
+    if freeze_start is not None:
+        freeze_start()
     uvicorn.run(app, host="127.0.0.1", port=port, **SERVER)  # type: ignore[arg-type]
 
 
