@@ -11,20 +11,22 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub.changes import Change, Method, ObjectKey
 from ocpi_hub.client import OcpiClient
 from ocpi_hub.db import deliveries as outbox_table
 from ocpi_hub.db.deliveries import Delivery, DeliveryState, Outcomes, settle
+from ocpi_hub.ocpi.locations import Status
 from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.push import outbox
 from ocpi_hub.push.worker import PushWorker
+from ocpi_hub.stores import locations as store
 from tests.conftest import Hub, HubFactory, MovableClock
 from tests.fake_emsp import Failure, FakeEmsp
 from tests.servers import serve
-from tests.test_push_delivery import connect, connector, deliveries, put_location, seed_location, set_status
+from tests.test_push_delivery import connect, connector, deliveries, poll, put_location, seed_location, set_status
 
 
 @pytest.fixture
@@ -215,6 +217,43 @@ async def test_a_change_merged_into_a_delivery_on_its_way_is_sent_as_soon_as_it_
         assert await worker.step() == 0
     assert [r.method for r in emsp.requests if r.path == "/2.2.1/locations/NL/OHB/LOC1"] == ["PUT", "PUT"]
     assert await deliveries(quiet_hub, partner_id, "pending") == []
+
+
+_WAITING_ADVISORY_LOCK = text(
+    "locktype = 'advisory' AND NOT granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+async def test_a_registration_waits_for_a_change_that_read_the_receivers_before_it(
+    quiet_hub: Hub, emsp: FakeEmsp, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Otherwise the worker could send the new partner the object as it was before the change, while the change,
+    which saw no such partner, queued nothing for it: the partner would keep the old status."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    await put_location(quiet_hub, "LOC1")  # E1 AVAILABLE
+    clock = MovableClock()
+    async with sessions() as change:
+        saved = await store.set_evse_status(change, "LOC1", "E1", Status.CHARGING, now=clock())
+        await outbox.queue(change, saved.changes, now=clock())  # no partner receives yet: nothing queued
+        registering = asyncio.create_task(connect(quiet_hub, emsp))
+
+        async def waiting_for_a_lock() -> bool:
+            async with sessions() as probe:
+                waiting = select(func.count()).select_from(text("pg_locks")).where(_WAITING_ADVISORY_LOCK)
+                return bool((await probe.execute(waiting)).scalar_one()) or registering.done()
+
+        await poll(waiting_for_a_lock, bool, seconds=10)
+        assert not registering.done()  # it waits for the change to commit
+        await change.commit()
+    await asyncio.wait_for(registering, 10)
+    async with httpx.AsyncClient(timeout=5) as http:
+        worker = PushWorker(sessions, OcpiClient(http), quiet_hub.settings, clock=clock)
+        while await worker.step():
+            pass
+    sent = [r.body["evses"][0]["status"] for r in emsp.requests if r.path == "/2.2.1/locations/NL/OHB/LOC1"]
+    assert sent == ["CHARGING"]
 
 
 async def test_a_claim_takes_a_delivery_as_a_change_merged_meanwhile_left_it(
