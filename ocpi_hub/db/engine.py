@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from ocpi_hub.db import sqlite_driver
+
 BUSY_TIMEOUT = 30  # SQLite: seconds a connection waits for a lock before "database is locked"
 
 
@@ -15,7 +17,7 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("postgresql://"):
         url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT}, module=sqlite_driver.dbapi())
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "invalidate", _roll_back_before_closing)
         return engine

@@ -1,0 +1,117 @@
+"""SQLite through aiosqlite with one round trip to its thread per statement (docs/ocpi.md §11, "One round trip per
+SQLite statement").
+
+aiosqlite runs a connection's calls on a thread of its own, one call at a time. SQLAlchemy's adapter makes four such
+calls for a statement that returns rows (open a cursor, execute, fetch the rows, close the cursor) and three for
+one that does not. Each is a round trip between the event loop and that thread: about 45 µs of CPU, and under a busy
+crawl one turn of the event loop, several milliseconds. A status change made six statements, so its round trips
+were most of its CPU, and they held SQLite's write lock for tens of milliseconds (README, "Issue 15").
+
+This cursor makes one call of the four: the statement is executed, its rows fetched and its cursor closed on the
+thread in one go, and what SQLAlchemy asks of the cursor afterwards (description, rowcount, lastrowid, the rows) is
+kept. Everything else is SQLAlchemy's adapter: the connection, commit and rollback, and the server-side cursor of
+streamed results (`stream()`), which fetches as it goes.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+# What one statement leaves: its cursor's description, rowcount and lastrowid, and its rows (None: no result set).
+_Outcome = tuple[Any, int, int | None, list[Any] | None]
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On aiosqlite's thread: the whole statement."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else None
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
+        # No aiosqlite cursor (SQLAlchemy's opens one here, a round trip): each statement opens and closes its own.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._rows = collections.deque()
+        self._soft_closed_memoized = EMPTY_DICT
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return 1  # sqlite3's: fetchmany() without a size fetches one row
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass  # the rows are all fetched already
+
+    async def _async_soft_close(self) -> None:
+        pass  # the statement's cursor is closed already
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._statement(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._statement(operation, seq_of_parameters, many=True)
+
+    async def _statement(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        connection = self._connection
+        async with self._adapt_connection._execute_mutex:
+            outcome: _Outcome = await connection._execute(_run, connection._conn, operation, parameters, many)
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows or ())
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _Cursor
+
+
+class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy's adapter: a process never waits for it at exit
+        return _Connection(self, await_(connection))
+
+
+def dbapi() -> AsyncAdapt_aiosqlite_dbapi:
+    """The module SQLAlchemy's aiosqlite dialect is given (`create_async_engine(..., module=dbapi())`)."""
+    return _DBAPI(aiosqlite, sqlite3)
