@@ -22,20 +22,38 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield connection
 
 
-async def test_a_statement_is_one_round_trip_to_the_sqlite_thread(
-    connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[str] = []
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls made on aiosqlite's threads from now on."""
+    made: list[str] = []
     execute: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
 
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
+        made.append(getattr(fn, "__name__", repr(fn)))
         return await execute(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return made
+
+
+async def test_a_statement_is_one_round_trip_to_the_sqlite_thread(
+    connection: AsyncConnection, calls: list[str]
+) -> None:
     await connection.execute(text("INSERT INTO t (name, n) VALUES ('a', 1)"))
     assert (await connection.execute(text("SELECT name, n FROM t"))).all() == [("a", 1)]
     assert len(calls) == 2  # SQLAlchemy's own adapter: 7 (cursor, execute, close; cursor, execute, fetchall, close)
+
+
+async def test_a_connection_given_back_after_its_commit_costs_no_call(engine: AsyncEngine, calls: list[str]) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the SQLite driver only")
+    async with engine.connect() as connection:  # the pool's connection, already open
+        await connection.execute(text("UPDATE change_counters SET version = version WHERE 0"))
+        await connection.commit()
+    assert calls == ["_run", "commit"]  # SQLAlchemy's pool then rolls back: no transaction is open, no call
+    async with engine.connect() as connection:
+        await connection.execute(text("UPDATE change_counters SET version = version WHERE 0"))
+    assert calls == ["_run", "commit", "_run", "rollback"]  # given back with its transaction open
 
 
 async def test_what_a_statement_leaves_is_what_sqlite_says(connection: AsyncConnection) -> None:

@@ -9,8 +9,9 @@ were most of its CPU, and they held SQLite's write lock for tens of milliseconds
 
 This cursor makes one call of the four: the statement is executed, its rows fetched and its cursor closed on the
 thread in one go, and what SQLAlchemy asks of the cursor afterwards (description, rowcount, lastrowid, the rows) is
-kept. Everything else is SQLAlchemy's adapter: the connection, commit and rollback, and the server-side cursor of
-streamed results (`stream()`), which fetches as it goes.
+kept. And a rollback with no transaction open (the pool's, after a commit) is no call at all. Everything else is
+SQLAlchemy's adapter: the connection, commit and rollback, and the server-side cursor of streamed results
+(`stream()`), which fetches as it goes.
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _Cursor
+
+    def rollback(self) -> None:
+        # SQLAlchemy's pool rolls back every connection it takes back, after a commit too: with no transaction open
+        # that is a round trip for nothing. sqlite3 says whether one is open; its thread is idle meanwhile (each
+        # call waits for the one before).
+        connection = self._connection._connection
+        if connection is None or connection.in_transaction:
+            super().rollback()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
