@@ -1,11 +1,12 @@
-"""Declarative base, the naming convention and the column types every table shares."""
+"""Declarative base, the naming convention and the column types every table shares; PostgreSQL's advisory locks."""
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -18,6 +19,21 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class AdvisoryLock(enum.IntEnum):
+    """PostgreSQL advisory lock keys, one per use, kept together so that no two uses share one."""
+
+    LOCATION_INSERTS = 0x6F637069_6C6F63  # db/locations.py: new Locations take their positions in turn
+    RECEIVERS = 0x6F637069_726376  # push/outbox.py: who receives a change, against a registration
+
+
+async def advisory_lock(session: AsyncSession, lock: AdvisoryLock, *, shared: bool = False) -> None:
+    """On PostgreSQL, hold `lock` until the session's transaction ends (`shared`: alongside other shared holders,
+    against an exclusive one). On SQLite nothing: it has one writer at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+        await session.execute(select(take(int(lock))))
 
 
 # INSERT … ON CONFLICT: both databases spell it the same way, each in its dialect's own module.

@@ -42,7 +42,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ocpi_hub.db.base import Base, UtcDateTime
+from ocpi_hub.db.base import AdvisoryLock, Base, UtcDateTime, advisory_lock
 from ocpi_hub.db.freshness import Kind, location_blocks
 from ocpi_hub.db.sender import Document, PageQuery, ReadNow
 from ocpi_hub.db.transaction import ConcurrentWriteError
@@ -99,10 +99,6 @@ class Bodies:
     v22: bytes
 
 
-# PostgreSQL advisory lock key of Location inserts (any constant that no other lock of ours uses).
-_INSERT_LOCK = 0x6F637069_6C6F63
-
-
 async def load(session: AsyncSession, location_id: str, *, for_update: bool = False) -> Stored | None:
     """The stored Location. `for_update`: PostgreSQL locks its row until the transaction ends, so that concurrent
     writers of one Location queue instead of retrying (SQLite has one writer at a time anyway)."""
@@ -128,8 +124,7 @@ async def insert_location(session: AsyncSession, location: ocpi.Location, bodies
     """Add a new Location at the end of both orders. New positions are max + 1: on PostgreSQL, inserts take turns
     (a transaction lock) so that two never pick the same one; SQLite has one writer at a time. An id taken
     meanwhile is an IntegrityError, on which the caller reads again and retries."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(_INSERT_LOCK)))
+    await advisory_lock(session, AdvisoryLock.LOCATION_INSERTS)
     country_code, party_id = location.country_code.upper(), location.party_id.upper()
     party = and_(_rows.c.country_code == country_code, _rows.c.party_id == party_id)
     seq = (
@@ -196,8 +191,7 @@ async def insert_locations(session: AsyncSession, new: Sequence[tuple[ocpi.Locat
     max + 1, taken in turns on PostgreSQL); returns their seq. Plain INSERTs of many rows at once."""
     if not new:
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(_INSERT_LOCK)))
+    await advisory_lock(session, AdvisoryLock.LOCATION_INSERTS)
     seq = (await session.execute(select(func.coalesce(func.max(_rows.c.seq), 0)))).scalar_one()
     parties = {(loc.country_code.upper(), loc.party_id.upper()) for loc, _ in new}
     party_seq: dict[tuple[str, str], int] = {}

@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocpi_hub.changes import Change
 from ocpi_hub.db import deliveries, partners, transaction
+from ocpi_hub.db.base import AdvisoryLock, advisory_lock
 from ocpi_hub.db.partners import Partner, PartnerState
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
 from ocpi_hub.push.modules import BROADCAST
@@ -31,8 +32,14 @@ _LISTENING = "ocpi_hub.push.listening"
 
 RECEIVING = (PartnerState.REGISTERED, PartnerState.SUSPENDED)
 
-# PostgreSQL advisory lock key of "who receives" (any constant that no other lock of ours uses): see _receivers_held.
-_RECEIVERS_LOCK = 0x6F637069_726376
+# The receivers lock (AdvisoryLock.RECEIVERS; PostgreSQL, held until the transaction ends): a change holds it shared
+# from before it reads who receives it, a partner made a receiver (its PUT of every object) holds it exclusively.
+# Without it a registration could commit between a change's read of the receivers and the change's commit: the
+# worker could read the new partner's PUT before the change commits and send the old object, while the change queued
+# nothing for that partner, which would then keep the old state. With it the registration waits for the changes in
+# flight, and the changes after it wait for it and then see the partner (each statement reads what was committed
+# before it began). SQLite needs nothing: a change reads the receivers after its first write, under the database's
+# one write lock, and a registration committed since its first read makes that write fail rather than pass unseen.
 
 
 def receives(partner: Partner, module: ModuleID) -> bool:
@@ -46,7 +53,7 @@ async def queue(session: AsyncSession, changes: Sequence[Change], *, now: dateti
     receivers: dict[ModuleID, list[int]] = {}
     if any(c.partner_id is None for c in changes):
         # Read in this transaction, never cached across changes: a partner registered or gone meanwhile counts.
-        await _receivers_held(session, exclusive=False)
+        await advisory_lock(session, AdvisoryLock.RECEIVERS, shared=True)  # the receivers lock (above)
         listening = await partners.receivers(session, states=RECEIVING)
         for module in {c.module for c in changes}:
             receivers[module] = [partner_id for partner_id, modules in listening if module in modules]
@@ -63,7 +70,7 @@ async def queue(session: AsyncSession, changes: Sequence[Change], *, now: dateti
 async def queue_everything(session: AsyncSession, partner: Partner, *, now: datetime) -> int:
     """Queue a PUT of every object of every module the partner receives (registration, resync), inside the
     caller's transaction. Returns how many were queued."""
-    await _receivers_held(session, exclusive=True)
+    await advisory_lock(session, AdvisoryLock.RECEIVERS)  # the receivers lock (above): changes in flight first
     queued = 0
     for pushed in BROADCAST:
         if receives(partner, pushed.module):
@@ -71,20 +78,6 @@ async def queue_everything(session: AsyncSession, partner: Partner, *, now: date
     if queued:
         _wake_after_commit(session)
     return queued
-
-
-async def _receivers_held(session: AsyncSession, *, exclusive: bool) -> None:
-    """On PostgreSQL, until the transaction ends: shared by a change from before it reads who receives it,
-    exclusive by a partner made a receiver (its PUT of every object). Without it a registration could commit between
-    a change's read of the receivers and the change's commit: the worker could read the new partner's PUT before the
-    change commits and send the old object, while the change queued nothing for that partner, which would then keep
-    the old state. With it the registration waits for the changes in flight, and the changes after it wait for it and
-    then see the partner (each statement reads what was committed before it began). SQLite needs nothing: a change
-    reads the receivers after its first write, under the database's one write lock, and a registration committed
-    since its first read makes that write fail rather than pass unseen."""
-    if session.get_bind().dialect.name == "postgresql":
-        lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
-        await session.execute(select(lock(_RECEIVERS_LOCK)))
 
 
 async def revive(session: AsyncSession, partner_id: int, *, delivery_id: int | None = None, now: datetime) -> int:
