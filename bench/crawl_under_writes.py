@@ -10,10 +10,10 @@ In one run, on one machine:
 2. Saves the hub's answers to the first page (offset 0), the deep page (offset N-50) and one Location, and serves
    them from a bare ASGI app: the ceiling.
 3. Per round: the ceiling under wrk (-t2 -c32 by default), then the hub (uvicorn, uvloop, httptools, one worker,
-   its push worker running in the same process) for each rate of status changes: a writer in this process sends
-   `POST /api/v0/location/{id}/evse/{uid}/status` at that fixed rate (open loop, to random EVSEs, alternating
-   CHARGING and AVAILABLE) for as long as wrk loads each target. The server is pinned to CPU 0 and wrk to CPU 1
-   when `taskset` exists; the writer and the receivers share the machine.
+   its push worker running in the same process, on a fresh copy of the prepared database) for each rate of status
+   changes: a writer in this process sends `POST /api/v0/location/{id}/evse/{uid}/status` at that fixed rate (open
+   loop, to random EVSEs, alternating CHARGING and AVAILABLE) for as long as wrk loads each target. The server is
+   pinned to CPU 0 and wrk to CPU 1 when `taskset` exists; the writer and the receivers share the machine.
 4. Prints per rate and target the medians of requests/s, p50, p99 and the server's CPU per request (/proc), the
    medians of the per-round shares of the ceiling, the writer's achieved rate and latency (p50/p99), the pushes
    delivered and the deliveries still waiting 3 s after the window (the hub's backlog metric). A change to the
@@ -39,6 +39,7 @@ import dataclasses
 import json
 import random
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -52,7 +53,8 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import make_url, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 import locations_bench as lb
@@ -97,6 +99,39 @@ async def register_receivers(database_url: str, urls: list[str]) -> None:
             partner.updated_at = now
         await session.commit()
     await engine.dispose()
+
+
+@contextmanager
+def fresh_copy(database_url: str, workdir: Path) -> Iterator[str]:
+    """A copy of the prepared database for one hub process, dropped after it: every process starts from the same
+    state, not from what the windows of the process before it left (its WAL, its traffic log and deliveries, their
+    checkpoints and vacuums). Without it, with --baseline, a label that often followed the other's busiest window
+    measured lower."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        copy = workdir / "copy.db"
+        with sqlite3.connect(str(url.database)) as source, sqlite3.connect(copy) as target:
+            source.backup(target)  # what the WAL holds too
+        try:
+            yield url.set(database=str(copy)).render_as_string(hide_password=False)
+        finally:
+            for path in workdir.glob("copy.db*"):
+                path.unlink()
+        return
+    name = f"{url.database}_copy"
+
+    async def admin(statement: str) -> None:  # CREATE and DROP DATABASE run outside a transaction
+        engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(statement)
+        await engine.dispose()
+
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE "{name}"'))
 
 
 @contextmanager
@@ -278,7 +313,10 @@ def run(args: argparse.Namespace) -> None:
                     wrk(base + path, **{**load, "duration": 1})  # warm-up
                     ceiling[name].append(wrk(base + path, **load, pid=pid))
             for label in sorted(hubs, reverse=round_ % 2 == 0):  # in turn first, for fairness
-                with server(__file__, "serve-hub", database_url, pin=True, env=hubs[label]) as (base, pid):
+                with (
+                    fresh_copy(database_url, workdir) as copy,
+                    server(__file__, "serve-hub", copy, pin=True, env=hubs[label]) as (base, pid),
+                ):
                     for rate in rates:
                         writer = Writer(base, rate, args.locations)
                         before = pushes_received(urls)
