@@ -1,6 +1,7 @@
-"""Concurrent first writes of one key: every one succeeds (last writer wins), none is a 500 from the unique key, and
-one object is stored with the values of one of the writes. Fired at once over real HTTP, so that the hub runs them
-interleaved the way concurrent clients would."""
+"""Concurrent writes. First writes of one key: every one succeeds (last writer wins), none is a 500 from the unique
+key, and one object is stored with the values of one of the writes; fired at once over real HTTP, so that the hub
+runs them interleaved the way concurrent clients would. Writes of different fields of one token: neither undoes the
+other."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.db import certificates, chargestations, locations, tokens, transaction
@@ -19,7 +20,7 @@ from tests.conftest import Hub
 from tests.test_internal_certificates import self_signed
 from tests.test_internal_chargestations import PASSWORD_HASH, register
 from tests.test_internal_tokens import SEED_TOKEN
-from tests.test_ocpi_tokens import RFID, add_partner, put
+from tests.test_ocpi_tokens import EMSP_TOKEN, RFID, add_partner, put
 from tests.test_push_delivery import put_location
 
 WRITERS = 16
@@ -202,3 +203,59 @@ async def test_a_writer_cancelled_during_a_statement_leaves_no_lock_behind(
 _SQLITE_HALF_SECOND = (
     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT count(*) FROM n"
 )
+
+
+# PostgreSQL sessions of this database waiting for a lock (a row's shows as its writer's transaction id, of no
+# database in pg_locks).
+_WAITING_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def _waits_for_a_lock(sessions: async_sessionmaker[AsyncSession], request: asyncio.Task[Any]) -> None:
+    """Until `request` waits for the lock the test holds. SQLite shows no waiting lock: there, a pause in which the
+    request reaches its write (the test can then only pass, never fail, where the machine is slower than that)."""
+    async with sessions() as probe:
+        if probe.get_bind().dialect.name != "postgresql":
+            await asyncio.sleep(0.3)
+            return
+        for _ in range(500):
+            if request.done() or (await probe.execute(_WAITING_LOCK)).scalar_one():
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("the request never waited for the lock")
+
+
+@pytest.mark.parametrize(
+    ("write", "other_field", "other_value"),
+    [
+        # An eMSP revokes the token while the operator's gateway changes whether it may be cached.
+        ("ocpi PATCH", "whitelist", "NEVER"),
+        # The operator changes the token (setToken) while the eMSP changes a field the seed cannot express.
+        ("setToken", "default_profile_type", "CHEAP"),
+    ],
+)
+async def test_a_token_write_keeps_another_writers_field_committed_while_it_ran(
+    hub: Hub, sessions: async_sessionmaker[AsyncSession], write: str, other_field: str, other_value: str
+) -> None:
+    """Each write changes only its own fields, without reading the token first: a write of the whole token as read
+    before the other writer committed would undo that writer's change (a revocation, here)."""
+    await add_partner(sessions)
+    await put(hub, RFID)  # valid, whitelist ALLOWED, default_profile_type GREEN
+    async with sessions() as other:
+        key = (tokens.Token.uid == RFID["uid"],)
+        await other.execute(update(tokens.Token).where(*key).values({other_field: other_value}))  # not committed
+        if write == "setToken":
+            seed = {"countryCode": "DE", "partyId": "EMP", "type": "RFID", "uid": RFID["uid"]}
+            body = {**seed, "contractId": RFID["contract_id"], "issuer": "X", "valid": False, "cacheMode": "ALLOWED"}
+            request = asyncio.create_task(hub.api("POST", "/token", json=body))
+        else:
+            patch = {"valid": False, "last_updated": "2019-06-19T02:11:11Z"}
+            request = asyncio.create_task(
+                hub.ocpi("PATCH", f"/ocpi/2.2.1/tokens/DE/EMP/{RFID['uid']}", EMSP_TOKEN, json=patch)
+            )
+        await _waits_for_a_lock(sessions, request)
+        await other.commit()
+    assert (await request).status_code in (200, 201)
+    [row] = await stored(sessions, tokens.Token)
+    assert (row.valid, getattr(row, other_field)) == (False, other_value)

@@ -31,9 +31,13 @@ class Token(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     last_updated: datetime | None = None
 
 
-def token_to_ocpi(token: Token, *, last_updated: datetime, previous: ocpi.Token | None) -> ocpi.Token:
-    """The OCPI token a setToken stores. The fields the seed cannot express are kept from the token it replaces,
-    so that an operator's update does not erase what the eMSP sent."""
+# The OCPI fields the seed cannot express: a setToken of a stored token keeps them (db.tokens.put), so that an
+# operator's update does not erase what the eMSP sent; a new token has none.
+NOT_IN_THE_SEED = ("default_profile_type", "energy_contract")
+
+
+def token_to_ocpi(token: Token, *, last_updated: datetime) -> ocpi.Token:
+    """The OCPI token a setToken stores (without the fields NOT_IN_THE_SEED)."""
     return ocpi.Token(
         country_code=token.country_code.upper(),
         party_id=token.party_id.upper(),
@@ -46,8 +50,6 @@ def token_to_ocpi(token: Token, *, last_updated: datetime, previous: ocpi.Token 
         valid=token.valid,
         whitelist=token.cache_mode,
         language=token.language_code,
-        default_profile_type=previous.default_profile_type if previous else None,
-        energy_contract=previous.energy_contract if previous else None,
         last_updated=last_updated,
     )
 

@@ -3,11 +3,23 @@ internal API's setToken. Keyed by (country_code, party_id, uid, type), country_c
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import JSON, Boolean, ColumnElement, Integer, String, UniqueConstraint, and_, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    CursorResult,
+    Integer,
+    String,
+    UniqueConstraint,
+    and_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -69,29 +81,31 @@ async def get(session: AsyncSession, key: ocpi.TokenKey) -> ocpi.Token | None:
     return _to_ocpi(row) if row else None
 
 
-async def put(session: AsyncSession, token: ocpi.Token) -> bool:
-    """Store the token, replacing the one with its key; True when it is new (not committed).
+# Every write below writes what it is given and reads nothing first. A read followed by a write of the whole token
+# would undo what another writer committed in between: an eMSP's PATCH that revokes the token, lost to a setToken or
+# to a PATCH of another field that had read the token before it.
+
+
+def _columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """Token fields (ocpi.Token's names) as their columns hold them."""
+    values = dict(fields)
+    for name in ("country_code", "party_id"):
+        if name in values:
+            values[name] = values[name].upper()
+    if values.get("energy_contract") is not None:
+        values["energy_contract"] = msgspec.to_builtins(values["energy_contract"])
+    return values
+
+
+async def put(session: AsyncSession, token: ocpi.Token, *, keep: Collection[str] = ()) -> bool:
+    """Store the token, replacing the one with its key but for the fields in `keep`, which a stored token keeps
+    (setToken's: what the seed cannot express); True when it is new (not committed).
 
     Insert unless the key is taken, then replace: two first PUTs of a token at once both succeed, one creating it
     and the other replacing it (reading first and inserting when absent let both insert, and one fail on the
     unique key). The database decides which insert is first: a PostgreSQL insert waits for a concurrent one of
     the same key to commit; SQLite has one writer at a time."""
-    values = {
-        "country_code": token.country_code.upper(),
-        "party_id": token.party_id.upper(),
-        "uid": token.uid,
-        "type": token.type,
-        "contract_id": token.contract_id,
-        "visual_number": token.visual_number,
-        "issuer": token.issuer,
-        "group_id": token.group_id,
-        "valid": token.valid,
-        "whitelist": token.whitelist,
-        "language": token.language,
-        "default_profile_type": token.default_profile_type,
-        "energy_contract": msgspec.to_builtins(token.energy_contract) if token.energy_contract else None,
-        "last_updated": token.last_updated,
-    }
+    values = _columns(msgspec.structs.asdict(token))
     insert = (
         insert_on_conflict(session, Token)
         .values(values)
@@ -101,8 +115,16 @@ async def put(session: AsyncSession, token: ocpi.Token) -> bool:
     created = (await session.execute(insert)).first() is not None
     if not created:
         # An update, not a delete and insert: the token keeps its id, and so its place in lists.
-        await session.execute(update(Token).where(_is(ocpi.key_of(token))).values(values))
+        replaced = {name: value for name, value in values.items() if name not in keep}
+        await session.execute(update(Token).where(_is(ocpi.key_of(token))).values(replaced))
     return created
+
+
+async def patch(session: AsyncSession, key: ocpi.TokenKey, fields: dict[str, Any]) -> bool:
+    """Change these fields (ocpi.Token's names) of the token with `key`, and no other, in one UPDATE; False when
+    there is no such token (not committed)."""
+    changed = await session.execute(update(Token).where(_is(key)).values(_columns(fields)))
+    return cast(CursorResult[Any], changed).rowcount == 1
 
 
 async def latest_by_uid(session: AsyncSession, uid: str, type_: ocpi.TokenType | None = None) -> ocpi.Token | None:

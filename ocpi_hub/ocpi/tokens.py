@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ocpi_hub.ocpi.common import CiString36, CountryCode, LanguageCode, OcpiStruct, PartyId, String64, to_utc
@@ -111,8 +110,13 @@ def key_conflict(key: TokenKey, body: Token | TokenPatch) -> str | None:
     return None
 
 
-def apply_patch(token: Token, patch: TokenPatch) -> Token:
-    """The token with the fields the PATCH carries replaced (an `energy_contract` is replaced as a whole)."""
-    changes = {f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET}
+def patched_fields(patch: TokenPatch) -> dict[str, Any]:
+    """The fields a PATCH changes: those it carries (an `energy_contract` is replaced as a whole), last_updated in
+    UTC, without the identity fields (key_conflict compared them with the URL)."""
+    changes = {
+        f: getattr(patch, f)
+        for f in patch.__struct_fields__
+        if getattr(patch, f) is not UNSET and f not in TokenKey._fields
+    }
     changes["last_updated"] = to_utc(patch.last_updated)
-    return msgspec.structs.replace(token, **changes)
+    return changes

@@ -13,7 +13,6 @@ from ocpi_hub.api import deps
 from ocpi_hub.csms import token as csms
 from ocpi_hub.db import tokens
 from ocpi_hub.errors import seed_errors
-from ocpi_hub.ocpi.tokens import TokenKey
 
 # The bounds of the seed's own API description (offset >= 0, 1 <= limit <= 100); 20 is its default page.
 Offset = Annotated[int, QueryParameter(ge=0)]
@@ -35,8 +34,7 @@ class TokenController(Controller):
     )
     async def set_token(self, data: JSONBody[csms.Token], db: deps.Db, now: deps.Clock) -> None:
         """Creates or replaces the token with this country code, party id, uid and type; lastUpdated is ours."""
-        previous = await tokens.get(db, TokenKey(data.country_code, data.party_id, data.uid, data.type))
-        await tokens.put(db, csms.token_to_ocpi(data, last_updated=now(), previous=previous))
+        await tokens.put(db, csms.token_to_ocpi(data, last_updated=now()), keep=csms.NOT_IN_THE_SEED)
 
     @get("/", operation_id="listTokens", summary="List authorization tokens", responses=seed_errors(400))
     async def list_tokens(self, db: deps.Db, offset: Offset = 0, limit: Limit = 20) -> list[csms.Token]:

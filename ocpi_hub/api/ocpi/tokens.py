@@ -109,8 +109,6 @@ class TokensController(Controller):
         key = _key(country_code, party_id, token_uid, token_type)
         changes = await decode_body(request, ocpi.TokenPatch)
         _conflict(key, changes)
-        token = await tokens.get(db, key)
-        if token is None:
+        if not await tokens.patch(db, key, ocpi.patched_fields(changes)):
             raise _unknown(key)
-        await tokens.put(db, ocpi.apply_patch(token, changes))
         return envelope(None, now=now, headers=routing)
