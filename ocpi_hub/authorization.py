@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ocpi_hub import traffic
 from ocpi_hub.client import OcpiClient, PartnerCallError, Routing, join_url
 from ocpi_hub.db import partners, tokens
 from ocpi_hub.ocpi import tokens as ocpi
@@ -82,6 +83,7 @@ class Authorization:
 class Emsp:
     """Where and how to ask the eMSP of a token: its Tokens Sender endpoint and the credentials we call it with."""
 
+    partner_id: int  # whose traffic the call is (docs/operations.md §7.2)
     tokens_url: str
     token: str
     send_base64: bool
@@ -123,7 +125,7 @@ async def emsp_of(session: AsyncSession, token: ocpi.Token, keyring: Keyring) ->
         if partner.has_party(token.country_code, token.party_id) and url and partner.token:
             ours = partners.outbound_token(partner, keyring)  # docs/operations.md §9
             assert ours is not None
-            return Emsp(url, ours, partner.send_base64)
+            return Emsp(partner.id, url, ours, partner.send_base64)
     return None
 
 
@@ -162,16 +164,17 @@ async def ask(
     url = join_url(emsp.tokens_url, quote(token.uid, safe=""), "authorize") + "?" + urlencode({"type": token.type})
     try:
         # httpx's timeout bounds each phase of the call; the driver waits for all of them together.
-        async with asyncio.timeout(within):
-            data = await client.call(
-                "POST",
-                url,
-                token=emsp.token,
-                send_base64=emsp.send_base64,
-                body=location,
-                routing=routing,
-                timeout=within,
-            )
+        with traffic.talking_to(emsp.partner_id):
+            async with asyncio.timeout(within):
+                data = await client.call(
+                    "POST",
+                    url,
+                    token=emsp.token,
+                    send_base64=emsp.send_base64,
+                    body=location,
+                    routing=routing,
+                    timeout=within,
+                )
     except TimeoutError:
         log.warning("POST %s: no answer within %s s; deciding without the eMSP", url, within)
         return None

@@ -6,6 +6,7 @@ Every call has the timeout of the httpx client it is given (`OCPI_HUB_HTTP_TIMEO
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -184,6 +185,9 @@ class OcpiClient:
             raise PartnerCallError(f"{what}: {type(exc).__name__}: {exc}", transient=True) from None
         except httpx.InvalidURL as exc:  # a bad port or bracket in a URL a partner gave: asking again will not help
             raise PartnerCallError(f"{what}: not a valid URL ({exc})", transient=False) from None
+        except asyncio.CancelledError:  # the caller's own deadline (a real-time authorization's), or a shutdown
+            self._told(method, url, headers, started, content, None, None, "cancelled before the answer came")
+            raise
         try:
             envelope: Envelope[Any] | None = _envelope_decoder.decode(response.content)
             not_an_envelope = ""

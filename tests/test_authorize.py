@@ -18,7 +18,8 @@ from ocpi_hub.ocpi.tokens import TokenKey, TokenType
 from tests.conftest import Hub, HubFactory
 from tests.fake_emsp import Failure, FakeEmsp, Recorded
 from tests.servers import serve
-from tests.test_push_delivery import TOKEN, connect
+from tests.test_push_delivery import TOKEN, connect, poll
+from tests.test_traffic import traffic
 
 UID = "04A1B2C3D4E5F6"
 
@@ -277,6 +278,38 @@ async def test_a_slow_emsp_is_not_waited_for(
     assert time.monotonic() - started < 2.0  # the 0.3 s of OCPI_HUB_AUTHORIZATION_TIMEOUT, not the 2 s http_timeout
     assert (answer["allowed"], answer["source"]) == (allowed, "local")
     assert len(asked(emsp)) == 1
+
+
+async def authorize_calls(hub: Hub, partner_id: int) -> list[tuple[Any, ...]]:
+    """The calls to the eMSP's authorize in its traffic log (direction, method, HTTP and OCPI status, error)."""
+    entries = await poll(
+        lambda: traffic(hub, partner_id, direction="outbound"),
+        lambda found: any("/authorize" in e["path"] for e in found),
+    )
+    fields = ("direction", "method", "path", "http_status", "ocpi_status", "error")
+    return [tuple(e.get(f) for f in fields) for e in entries if "/authorize" in e["path"]]
+
+
+async def test_the_call_to_the_emsp_is_its_traffic(hub: Hub, emsp: FakeEmsp) -> None:
+    partner_id = await connect(hub, emsp)
+    emsp.authorizations[UID] = info("ALLOWED")
+    await set_token(hub, seed_token(cache_mode="NEVER"))
+    await authorize(hub, json={"location_id": "LOC1"})
+    path = f"/2.2.1/tokens/{UID}/authorize?type=RFID"
+    assert await authorize_calls(hub, partner_id) == [("outbound", "POST", path, 200, 1000, None)]
+
+
+@pytest.mark.usefixtures("hanging")
+async def test_a_call_cut_off_at_the_authorization_timeout_is_its_traffic_too(
+    hub_factory: HubFactory, emsp: FakeEmsp
+) -> None:
+    hub = await hub_factory(authorization_timeout=0.3)
+    partner_id = await connect(hub, emsp)
+    await set_token(hub, seed_token(cache_mode="NEVER"))
+    await authorize(hub, json={"location_id": "LOC1"})
+    [(direction, method, _, http_status, _, error)] = await authorize_calls(hub, partner_id)
+    assert (direction, method, http_status) == ("outbound", "POST", None)
+    assert error == "cancelled before the answer came"  # our deadline came before httpx's read timeout
 
 
 @pytest.mark.parametrize(("cache_mode", "valid", "allowed"), OFFLINE)
