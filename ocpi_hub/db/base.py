@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, func, select
+from sqlalchemy import DateTime, Dialect, MetaData, Select, TypeDecorator, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -32,8 +33,16 @@ async def advisory_lock(session: AsyncSession, lock: AdvisoryLock, *, shared: bo
     """On PostgreSQL, hold `lock` until the session's transaction ends (`shared`: alongside other shared holders,
     against an exclusive one). On SQLite nothing: it has one writer at a time."""
     if session.get_bind().dialect.name == "postgresql":
-        take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
-        await session.execute(select(take(int(lock))))
+        # Core on the connection, as the status change's other statements: every broadcast change takes a lock.
+        connection = await session.connection()
+        await connection.execute(_lock_statement(lock, shared))
+
+
+@functools.cache
+def _lock_statement(lock: AdvisoryLock, shared: bool) -> Select[Any]:
+    # Built once: building the function call and its cache key cost more than sending it.
+    take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+    return select(take(int(lock)))
 
 
 # INSERT … ON CONFLICT: both databases spell it the same way, each in its dialect's own module.
