@@ -49,6 +49,7 @@ from ocpi_hub.db.outage import Outage
 from ocpi_hub.metrics import Metrics
 from ocpi_hub.ocpi.common import StatusCode, utc_now
 from ocpi_hub.ocpi.versions import SUPPORTED, InterfaceRole, ModuleID
+from ocpi_hub.push import outbox
 from ocpi_hub.push import worker as push
 from ocpi_hub.secret_key import keyring_of
 from ocpi_hub.settings import Settings
@@ -136,6 +137,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         freshness.open()
+        if freshness.read_now is not None:  # SQLite: a change's receivers read at once (push/outbox.py)
+            sessions.configure(info={**sessions.kw.get("info", {}), outbox.READ_NOW: freshness.read_now})
         traffic_log.start()
         try:
             async with push.running(

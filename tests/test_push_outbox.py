@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ocpi_hub.changes import Change, Method, ObjectKey
 from ocpi_hub.client import OcpiClient
 from ocpi_hub.db import deliveries as outbox_table
+from ocpi_hub.db import partners
 from ocpi_hub.db.deliveries import Delivery, DeliveryState, Outcomes, settle
 from ocpi_hub.ocpi.locations import Status
 from ocpi_hub.ocpi.versions import ModuleID
@@ -217,6 +218,34 @@ async def test_a_change_merged_into_a_delivery_on_its_way_is_sent_as_soon_as_it_
         assert await worker.step() == 0
     assert [r.method for r in emsp.requests if r.path == "/2.2.1/locations/NL/OHB/LOC1"] == ["PUT", "PUT"]
     assert await deliveries(quiet_hub, partner_id, "pending") == []
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+async def test_on_sqlite_a_change_reads_its_receivers_at_once_else_through_its_session(
+    quiet_hub: Hub, emsp: FakeEmsp, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, at_once: bool
+) -> None:
+    """At once: on the event loop's own connection, while the change holds the write lock (push/outbox.py). When
+    that read cannot be made there, the session reads them. The partners registered before the change get it."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL reads them in the change's transaction, under the receivers lock")
+    partner_id = await connect(quiet_hub, emsp)
+    await put_location(quiet_hub, "LOC1")
+    read_at_once, read_by_session = partners.receivers_now, partners.receivers
+    ways: list[str] = []
+
+    def now(*args: Any, **kwargs: Any) -> Any:
+        ways.append("at once")
+        return read_at_once(*args, **kwargs) if at_once else None
+
+    async def by_session(*args: Any, **kwargs: Any) -> Any:
+        ways.append("session")
+        return await read_by_session(*args, **kwargs)
+
+    monkeypatch.setattr(partners, "receivers_now", now)
+    monkeypatch.setattr(partners, "receivers", by_session)
+    await set_status(quiet_hub, "LOC1", "E1", "CHARGING")
+    assert ways == (["at once"] if at_once else ["at once", "session"])
+    assert ("LOC1", "E1", "PATCH", ["status"], 1) in queued(await deliveries(quiet_hub, partner_id))
 
 
 _WAITING_ADVISORY_LOCK = text(

@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeEngine
 
 from ocpi_hub.db.base import Base, UtcDateTime
 from ocpi_hub.db.engine import BUSY_TIMEOUT
+from ocpi_hub.db.sender import ReadNow
 from ocpi_hub.ocpi.credentials import CredentialsRole
 from ocpi_hub.ocpi.versions import Endpoint
 from ocpi_hub.secret_key import Keyring
@@ -211,6 +212,12 @@ async def receivers(session: AsyncSession, *, states: tuple[str, ...]) -> list[t
     """(id, the modules it lists a RECEIVER endpoint of) of every partner in one of `states`, by id."""
     rows = await session.execute(_receivers_query(states))
     return [(int(row[0]), _receiving(row[1])) for row in rows]
+
+
+def receivers_now(read: ReadNow, *, states: tuple[str, ...]) -> list[tuple[int, frozenset[str]]] | None:
+    """`receivers`, read at once on SQLite (db.sender.LoopReader): what is committed; None when not read there."""
+    rows = read(_receivers_query(states), {})
+    return None if rows is None else [(int(row[0]), _receiving(row[1])) for row in rows]
 
 
 @functools.lru_cache(maxsize=1024)

@@ -21,6 +21,7 @@ from ocpi_hub.changes import Change
 from ocpi_hub.db import deliveries, partners, transaction
 from ocpi_hub.db.base import AdvisoryLock, advisory_lock
 from ocpi_hub.db.partners import Partner, PartnerState
+from ocpi_hub.db.sender import ReadNow
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
 from ocpi_hub.push.modules import BROADCAST
 
@@ -39,7 +40,14 @@ RECEIVING = (PartnerState.REGISTERED, PartnerState.SUSPENDED)
 # nothing for that partner, which would then keep the old state. With it the registration waits for the changes in
 # flight, and the changes after it wait for it and then see the partner (each statement reads what was committed
 # before it began). SQLite needs nothing: a change reads the receivers after its first write, under the database's
-# one write lock, and a registration committed since its first read makes that write fail rather than pass unseen.
+# one write lock, so no registration can commit until the change has.
+#
+# That is also why, on SQLite, the receivers are read at once on the event loop's own connection (READ_NOW, the
+# freshness connection's LoopReader) rather than through the session: what any connection reads while the change
+# holds the write lock is everything committed, and the read saves the session's thread a hand-off while the lock
+# is held (every other writer waits for it). A transaction that changes partners must therefore not broadcast
+# changes: its own partner rows would not be read (registrations queue with `queue_everything`).
+READ_NOW = "ocpi_hub.push.read_now"
 
 
 def receives(partner: Partner, module: ModuleID) -> bool:
@@ -52,9 +60,8 @@ async def queue(session: AsyncSession, changes: Sequence[Change], *, now: dateti
         return
     receivers: dict[ModuleID, list[int]] = {}
     if any(c.partner_id is None for c in changes):
-        # Read in this transaction, never cached across changes: a partner registered or gone meanwhile counts.
-        await advisory_lock(session, AdvisoryLock.RECEIVERS, shared=True)  # the receivers lock (above)
-        listening = await partners.receivers(session, states=RECEIVING)
+        # Read after the change's writes, never cached across changes: a partner registered or gone meanwhile counts.
+        listening = await _receivers(session)
         for module in {c.module for c in changes}:
             receivers[module] = [partner_id for partner_id, modules in listening if module in modules]
     pending = [
@@ -65,6 +72,14 @@ async def queue(session: AsyncSession, changes: Sequence[Change], *, now: dateti
     if pending:
         await deliveries.add(session, pending, now=now)
         _wake_after_commit(session)
+
+
+async def _receivers(session: AsyncSession) -> list[tuple[int, frozenset[str]]]:
+    read: ReadNow | None = session.info.get(READ_NOW)  # SQLite, in the app (above)
+    if read is not None and (found := partners.receivers_now(read, states=RECEIVING)) is not None:
+        return found
+    await advisory_lock(session, AdvisoryLock.RECEIVERS, shared=True)  # the receivers lock (above)
+    return await partners.receivers(session, states=RECEIVING)
 
 
 async def queue_everything(session: AsyncSession, partner: Partner, *, now: datetime) -> int:

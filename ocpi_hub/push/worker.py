@@ -83,7 +83,7 @@ async def running(
     async with httpx.AsyncClient(timeout=settings.http_timeout, transport=pools, follow_redirects=False) as http:
         client = OcpiClient(http, traffic_log)
         worker = PushWorker(sessions, client, settings, clock=clock, metrics=metrics, outage=outage)
-        sessions.configure(info={outbox.WAKE: worker.wake})
+        sessions.configure(info={**sessions.kw.get("info", {}), outbox.WAKE: worker.wake})
         worker.start()
         try:
             yield worker
