@@ -5,10 +5,12 @@ partners answer, and the Tariff and Locations they store through the internal AP
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 SUCCESS = b'{"status_code":1000,"status_message":"Success","timestamp":"2026-01-01T00:00:00Z"}'
 
@@ -159,3 +163,36 @@ def location(name: str, evses: int) -> dict[str, Any]:
         "coordinates": {"latitude": "52.089386", "longitude": "5.109612"},
         "evses": [{"uid": f"E{e}", "connectors": [connector]} for e in range(1, evses + 1)],
     }
+
+
+@contextmanager
+def fresh_copy(database_url: str, workdir: Path, name: str = "copy") -> Iterator[str]:
+    """A copy of the prepared database named `name`, for one hub process, dropped after it: every process starts
+    from the same state, not from what the process before it left (its WAL, traffic log and deliveries, their
+    checkpoints and vacuums). Without it, crawl_under_writes.py --baseline measured a label that often followed the
+    other's busiest window lower."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        copy = workdir / f"{name}.db"
+        with sqlite3.connect(str(url.database)) as source, sqlite3.connect(copy) as target:
+            source.backup(target)  # what the WAL holds too
+        try:
+            yield url.set(database=str(copy)).render_as_string(hide_password=False)
+        finally:
+            for path in workdir.glob(f"{name}.db*"):
+                path.unlink()
+        return
+    database = f"{url.database}_{name}"
+
+    async def admin(statement: str) -> None:  # CREATE and DROP DATABASE run outside a transaction
+        engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(statement)
+        await engine.dispose()
+
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{database}" TEMPLATE "{url.database}"'))
+    try:
+        yield url.set(database=database).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE "{database}"'))

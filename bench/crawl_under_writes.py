@@ -39,7 +39,6 @@ import dataclasses
 import json
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -53,13 +52,12 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from sqlalchemy import make_url, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent))
 import locations_bench as lb
 import push_bench
-from common import Measure, cpu_seconds, server
+from common import Measure, cpu_seconds, fresh_copy, server
 from common import wrk as run_wrk
 
 from ocpi_hub.db.engine import create_engine, session_factory
@@ -99,39 +97,6 @@ async def register_receivers(database_url: str, urls: list[str]) -> None:
             partner.updated_at = now
         await session.commit()
     await engine.dispose()
-
-
-@contextmanager
-def fresh_copy(database_url: str, workdir: Path) -> Iterator[str]:
-    """A copy of the prepared database for one hub process, dropped after it: every process starts from the same
-    state, not from what the windows of the process before it left (its WAL, its traffic log and deliveries, their
-    checkpoints and vacuums). Without it, with --baseline, a label that often followed the other's busiest window
-    measured lower."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        copy = workdir / "copy.db"
-        with sqlite3.connect(str(url.database)) as source, sqlite3.connect(copy) as target:
-            source.backup(target)  # what the WAL holds too
-        try:
-            yield url.set(database=str(copy)).render_as_string(hide_password=False)
-        finally:
-            for path in workdir.glob("copy.db*"):
-                path.unlink()
-        return
-    name = f"{url.database}_copy"
-
-    async def admin(statement: str) -> None:  # CREATE and DROP DATABASE run outside a transaction
-        engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql(statement)
-        await engine.dispose()
-
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
-    asyncio.run(admin(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}"'))
 
 
 @contextmanager

@@ -18,7 +18,13 @@ Locations load through the internal API.
    per second; and, for comparison, 500 through `POST /api/v0/location/{id}` (registerLocation) with 16 in flight.
 
 `--profile FILE`: py-spy records the hub (speedscope JSON) during step 2, in a separate repetition of it that is not
-timed. Without --database-url a fresh SQLite file in a temporary folder is used; a given URL must name an empty
+timed.
+
+`--baseline DIR` (another source tree, e.g. `git archive <commit> | tar -x -C /tmp/old` with a link
+`/tmp/old/ocpi_hub/migrations -> /tmp/old/migrations`): step 2 side by side instead, then nothing else. Both hubs
+run at once, pinned to the same core, each on a fresh copy of the prepared database, and get the same `--changes`
+in alternating blocks of 50 (the order of the two flipped every block): the CPU per change of each and their ratio.
+On a machine whose speed drifts, one after the other says little; in turn, both see the same drift. Without --database-url a fresh SQLite file in a temporary folder is used; a given URL must name an empty
 database.
 """
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -44,7 +51,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
 import push_bench  # the receivers and data of the push benchmark
-from common import cpu_seconds, free_port
+from common import cpu_seconds, free_port, fresh_copy
 
 from ocpi_hub.app import create_app
 from ocpi_hub.db.deliveries import Delivery
@@ -70,10 +77,12 @@ def serve_hub(port: int, database_url: str, worker: bool) -> None:
     )
 
 
-def start_hub(database_url: str, worker: bool) -> tuple[subprocess.Popen[bytes], str]:
+def start_hub(database_url: str, worker: bool, tree: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The hub in a process of its own, pinned to HUB_CORE; `tree`: another source tree's (its code, this script)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, __file__, "--hub", str(port), "--hub-database-url", database_url, "--hub-worker", str(worker)]
+        [sys.executable, __file__, "--hub", str(port), "--hub-database-url", database_url, "--hub-worker", str(worker)],
+        env={**os.environ, "PYTHONPATH": str(tree)} if tree is not None else None,
     )
     os.sched_setaffinity(process.pid, {HUB_CORE})
     url = f"http://127.0.0.1:{port}"
@@ -112,27 +121,28 @@ async def deliveries(database_url: str) -> int:
     return int(count)
 
 
-async def change(http: httpx.AsyncClient, url: str, i: int, round_: int) -> float:
+async def change(http: httpx.AsyncClient, url: str, i: int, sent: dict[int, int] = _sent) -> float:
+    """A status change of EVSE `i` that changes it (`sent`: the changes each EVSE of the hub's database got)."""
     location_id, evse_uid = evse(i)
     which = i % (LOCATIONS * push_bench.EVSES)
-    _sent[which] = _sent.get(which, 0) + 1
+    sent[which] = sent.get(which, 0) + 1
     start = time.perf_counter()
     response = await http.post(
         f"{url}/api/v0/location/{location_id}/evse/{evse_uid}/status",
-        json={"status": STATUS[(_sent[which] + 1) % 2]},  # loaded AVAILABLE: first CHARGING, then back, ...
+        json={"status": STATUS[(sent[which] + 1) % 2]},  # loaded AVAILABLE: first CHARGING, then back, ...
         headers=HEADERS,
     )
     assert response.status_code == 200, response.text
     return time.perf_counter() - start
 
 
-async def cpu_per_change(database_url: str, changes: int, round_: int, profile: str | None = None) -> float:
+async def cpu_per_change(database_url: str, changes: int, profile: str | None = None) -> float:
     hub, url = start_hub(database_url, worker=False)
     spy = None
     try:
         async with httpx.AsyncClient(timeout=30) as http:
             for i in range(50):  # warm up: imports, caches, connections
-                await change(http, url, i, round_ + 1)
+                await change(http, url, i)
             queued = await deliveries(database_url)
             if profile:
                 spy = subprocess.Popen(
@@ -141,7 +151,7 @@ async def cpu_per_change(database_url: str, changes: int, round_: int, profile: 
                 time.sleep(1)
             before = cpu_seconds(hub.pid)
             for i in range(50, 50 + changes):
-                await change(http, url, i, round_)
+                await change(http, url, i)
             used = cpu_seconds(hub.pid) - before
         added = await deliveries(database_url) - queued
     finally:
@@ -154,6 +164,38 @@ async def cpu_per_change(database_url: str, changes: int, round_: int, profile: 
         f"  {changes} status changes: hub CPU {used:.2f} s = {per_change:.3f} ms per change; {added} deliveries queued"
     )
     return per_change
+
+
+async def side_by_side(database_url: str, changes: int, baseline: Path, workdir: Path) -> None:
+    hubs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    with contextlib.ExitStack() as copies:
+        try:
+            for label, tree in (("hub", None), ("baseline", baseline)):
+                copy = await asyncio.to_thread(copies.enter_context, fresh_copy(database_url, workdir, label))
+                hubs[label] = start_hub(copy, worker=False, tree=tree)
+            sent: dict[str, dict[int, int]] = {label: {} for label in hubs}
+            used = dict.fromkeys(hubs, 0.0)
+            async with httpx.AsyncClient(timeout=30) as http:
+                for label, (_, url) in hubs.items():
+                    for i in range(50):  # warm up: imports, caches, connections
+                        await change(http, url, i, sent[label])
+                blocks = max(changes // 50, 1)
+                for block in range(blocks):
+                    for label in sorted(hubs, reverse=block % 2 == 1):
+                        process, url = hubs[label]
+                        before = cpu_seconds(process.pid)
+                        for i in range(50 + block * 50, 100 + block * 50):
+                            await change(http, url, i, sent[label])
+                        used[label] += cpu_seconds(process.pid) - before
+        finally:
+            for process, _ in hubs.values():
+                stop(process)
+            await asyncio.to_thread(copies.close)
+    per_change = {label: seconds / (blocks * 50) * 1000 for label, seconds in used.items()}
+    print(
+        f"  {blocks * 50} status changes each, side by side: hub {per_change['hub']:.3f} ms, baseline "
+        f"{per_change['baseline']:.3f} ms of CPU per change; hub / baseline {used['hub'] / used['baseline']:.3f}"
+    )
 
 
 async def sustained(database_url: str, receivers: list[str], rate: int, seconds: int) -> None:
@@ -173,7 +215,7 @@ async def sustained(database_url: str, receivers: list[str], rate: int, seconds:
             async def one(i: int) -> None:
                 await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
                 try:
-                    latencies.append(await change(http, url, i, 0))
+                    latencies.append(await change(http, url, i))
                 except (httpx.HTTPError, AssertionError) as exc:
                     failures.append(f"{type(exc).__name__}: {exc}"[:200])
 
@@ -268,7 +310,7 @@ async def bulk_load(database_url: str, count: int, per_body: int, profile: str |
         stop(hub)
 
 
-async def bench(args: argparse.Namespace, database_url: str) -> None:
+async def bench(args: argparse.Namespace, database_url: str, workdir: Path) -> None:
     os.sched_setaffinity(0, {CLIENT_CORE})
     processes, receivers = push_bench.start_receivers()
     try:
@@ -277,10 +319,13 @@ async def bench(args: argparse.Namespace, database_url: str) -> None:
         if args.only_bulk:
             await bulk_load(database_url, 5000, 500, args.profile)
             return
-        figures = [await cpu_per_change(database_url, args.changes, r) for r in range(args.rounds)]
+        if args.baseline:
+            await side_by_side(database_url, args.changes, args.baseline, workdir)
+            return
+        figures = [await cpu_per_change(database_url, args.changes) for _ in range(args.rounds)]
         print(f"CPU per status change, median of {args.rounds}: {statistics.median(figures):.3f} ms (target <= 1 ms)")
         if args.profile:
-            await cpu_per_change(database_url, args.changes, 1, profile=args.profile)
+            await cpu_per_change(database_url, args.changes, profile=args.profile)
         await sustained(database_url, receivers, args.rate, args.seconds)
         if not args.no_bulk:
             await bulk_load(database_url, 5000, 500)
@@ -297,6 +342,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--profile")
+    parser.add_argument("--baseline", type=Path, help="another source tree: CPU per change side by side with it")
     parser.add_argument("--no-bulk", action="store_true")
     parser.add_argument("--only-bulk", action="store_true", help="step 4 alone (with --profile: py-spy records it)")
     parser.add_argument("--hub", type=int, help=argparse.SUPPRESS)  # internal: serve the hub on this port
@@ -312,7 +358,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as folder:
         database_url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'writes-bench.db'}"
-        uvloop.run(bench(args, database_url))
+        uvloop.run(bench(args, database_url, Path(folder)))
 
 
 if __name__ == "__main__":
