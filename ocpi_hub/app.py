@@ -46,10 +46,10 @@ from ocpi_hub.db import locations, sessions, tariffs
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.freshness import Freshness
 from ocpi_hub.db.outage import Outage
+from ocpi_hub.db.sender import READ_NOW
 from ocpi_hub.metrics import Metrics
 from ocpi_hub.ocpi.common import StatusCode, utc_now
 from ocpi_hub.ocpi.versions import SUPPORTED, InterfaceRole, ModuleID
-from ocpi_hub.push import outbox
 from ocpi_hub.push import worker as push
 from ocpi_hub.secret_key import keyring_of
 from ocpi_hub.settings import Settings
@@ -137,8 +137,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         freshness.open()
-        if freshness.read_now is not None:  # SQLite: a change's receivers read at once (push/outbox.py)
-            sessions.configure(info={**sessions.kw.get("info", {}), outbox.READ_NOW: freshness.read_now})
+        if freshness.read_now is not None:  # SQLite: writes read at once what they are about to change (db/sender.py)
+            sessions.configure(info={**sessions.kw.get("info", {}), READ_NOW: freshness.read_now})
         traffic_log.start()
         try:
             async with push.running(

@@ -4,18 +4,22 @@ docs/ocpi.md §1.12), EVSE removal as REMOVED, one owner per id, and the change 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub import errors
 from ocpi_hub.changes import Change, Method, ObjectKey
 from ocpi_hub.db import locations as tables
 from ocpi_hub.db import transaction
+from ocpi_hub.db.engine import session_factory
+from ocpi_hub.db.freshness import Freshness
+from ocpi_hub.db.sender import READ_NOW
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi.versions import ModuleID
 from ocpi_hub.stores import locations as store
@@ -246,6 +250,47 @@ async def test_set_evse_status(sessions: async_sessionmaker[AsyncSession]) -> No
             await store.set_evse_status(session, "LOC1", "E9", ocpi.Status.CHARGING, now=T2)
         await session.commit()
     assert await revision(sessions) == 2
+
+
+@pytest.fixture
+async def app_sessions(engine: AsyncEngine) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], list[str]]]:
+    """Sessions as the app makes them on SQLite, with the event loop's reader (db/sender.py), and the reads made on
+    that reader."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL reads through the session")
+    freshness = Freshness(engine)
+    freshness.open()
+    reader, made = freshness.read_now, []
+    assert reader is not None
+
+    def read(statement: Any, parameters: Any) -> Any:
+        made.append(str(parameters))
+        return reader(statement, parameters)
+
+    sessions = session_factory(engine)
+    sessions.configure(info={READ_NOW: read})
+    try:
+        yield sessions, made
+    finally:
+        await freshness.close()
+
+
+async def test_a_location_is_read_at_once_until_its_transaction_has_written(
+    app_sessions: tuple[async_sessionmaker[AsyncSession], list[str]],
+) -> None:
+    """On the loop's own connection before the first write, which sees what the session would; after it, through
+    the session, which alone sees what it wrote."""
+    sessions, read_at_once = app_sessions
+    await save(sessions, TWO_EVSES, T1)
+    read_at_once.clear()
+    async with sessions() as session:
+        await store.set_evse_status(session, "LOC1", "E2", ocpi.Status.CHARGING, now=T2)
+        assert read_at_once == ["{'key': 'LOC1'}"]
+        both = await store.set_evse_status(session, "LOC1", "E1", ocpi.Status.CHARGING, now=T2)
+        assert read_at_once == ["{'key': 'LOC1'}"]  # the second read saw the first change: no stale revision
+        await session.commit()
+    assert [e.status for e in both.location.evses or ()] == ["CHARGING", "CHARGING"]
+    assert await revision(sessions) == 3
 
 
 async def test_a_write_based_on_a_stale_read_is_refused(sessions: async_sessionmaker[AsyncSession]) -> None:

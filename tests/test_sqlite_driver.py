@@ -12,6 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ocpi_hub.db import sqlite_driver
+
 
 @pytest.fixture
 async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
@@ -54,6 +56,17 @@ async def test_a_connection_given_back_after_its_commit_costs_no_call(engine: As
     async with engine.connect() as connection:
         await connection.execute(text("UPDATE change_counters SET version = version WHERE 0"))
     assert calls == ["_run", "commit", "_run", "rollback"]  # given back with its transaction open
+
+
+async def test_a_connection_has_written_from_its_first_write_to_its_commit(connection: AsyncConnection) -> None:
+    """What decides whether a Location may be read at once on the loop's connection (db/locations.py `load`)."""
+    await connection.commit()  # the fixture's CREATE
+    await connection.execute(text("SELECT count(*) FROM t"))
+    assert not sqlite_driver.has_written(connection)
+    await connection.execute(text("INSERT INTO t (name, n) VALUES ('a', 1)"))
+    assert sqlite_driver.has_written(connection)
+    await connection.commit()
+    assert not sqlite_driver.has_written(connection)
 
 
 async def test_what_a_statement_leaves_is_what_sqlite_says(connection: AsyncConnection) -> None:

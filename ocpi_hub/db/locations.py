@@ -42,9 +42,10 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ocpi_hub.db import sqlite_driver
 from ocpi_hub.db.base import AdvisoryLock, Base, UtcDateTime, advisory_lock
 from ocpi_hub.db.freshness import Kind, location_blocks
-from ocpi_hub.db.sender import Document, PageQuery, ReadNow
+from ocpi_hub.db.sender import Document, PageQuery, ReadNow, read_now
 from ocpi_hub.db.transaction import ConcurrentWriteError
 from ocpi_hub.ocpi import locations as ocpi
 from ocpi_hub.ocpi.versions import VersionNumber
@@ -105,7 +106,16 @@ async def load(session: AsyncSession, location_id: str, *, for_update: bool = Fa
     # Core on the connection, not the ORM's execute path: Locations are no ORM objects, so there is nothing to
     # flush first, and a status change runs this and the two updates below on every call.
     connection = await session.connection()
-    row = (await connection.execute(_load_statement(for_update), {"key": location_id.upper()})).first()
+    parameters = {"key": location_id.upper()}
+    # SQLite, before the transaction's first write: read at once on the loop's own connection (db/sender.py), which
+    # sees what the session would, all that is committed. A writer that commits after the read fails the revision
+    # check of update_location, which reads again. After a write, the session alone sees what it wrote.
+    read = read_now(session)
+    if read is not None and not sqlite_driver.has_written(connection):
+        rows = read(_load_statement(for_update), parameters)
+        if rows is not None:
+            return Stored(seq=rows[0][0], revision=rows[0][1], location=_decode(rows[0][2])) if rows else None
+    row = (await connection.execute(_load_statement(for_update), parameters)).first()
     return None if row is None else Stored(seq=row.seq, revision=row.revision, location=_decode(row.body_221))
 
 

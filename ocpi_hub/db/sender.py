@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,16 @@ class Document:
 # A read of one statement at once, on the event loop's own SQLite connection: its rows, or None when it could not
 # be read there (then read through the session as usual).
 ReadNow = Callable[[ClauseElement, Mapping[str, Any]], list[tuple[Any, ...]] | None]
+
+# The app's sessions carry its LoopReader on SQLite (`session.info`, set when the app starts), for the writes that
+# read at once what they are about to change: the outbox's receivers, a Location before its status change.
+READ_NOW = "ocpi_hub.read_now"
+
+
+def read_now(session: AsyncSession) -> ReadNow | None:
+    read: ReadNow | None = session.info.get(READ_NOW)
+    return read
+
 
 _SQLITE = sqlite.dialect(paramstyle="named")
 

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
@@ -105,13 +106,25 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _Cursor
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open, which on SQLite means a statement has written: sqlite3 begins one before
+        the first write, not before a read. Asked between this connection's calls, while its thread is idle (each
+        call waits for the one before)."""
+        connection = self._connection._connection
+        return connection is None or connection.in_transaction
+
     def rollback(self) -> None:
         # SQLAlchemy's pool rolls back every connection it takes back, after a commit too: with no transaction open
-        # that is a round trip for nothing. sqlite3 says whether one is open; its thread is idle meanwhile (each
-        # call waits for the one before).
-        connection = self._connection._connection
-        if connection is None or connection.in_transaction:
+        # that is a round trip for nothing.
+        if self.in_transaction:
             super().rollback()
+
+
+def has_written(connection: AsyncConnection) -> bool:
+    """Whether `connection` (an AsyncConnection of an engine made with `dbapi()`) has written in its transaction."""
+    adapted = connection.sync_connection.connection.dbapi_connection if connection.sync_connection else None
+    return not isinstance(adapted, _Connection) or adapted.in_transaction
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -21,7 +21,7 @@ from ocpi_hub.changes import Change
 from ocpi_hub.db import deliveries, partners, transaction
 from ocpi_hub.db.base import AdvisoryLock, advisory_lock
 from ocpi_hub.db.partners import Partner, PartnerState
-from ocpi_hub.db.sender import ReadNow
+from ocpi_hub.db.sender import read_now
 from ocpi_hub.ocpi.versions import InterfaceRole, ModuleID
 from ocpi_hub.push.modules import BROADCAST
 
@@ -42,12 +42,11 @@ RECEIVING = (PartnerState.REGISTERED, PartnerState.SUSPENDED)
 # before it began). SQLite needs nothing: a change reads the receivers after its first write, under the database's
 # one write lock, so no registration can commit until the change has.
 #
-# That is also why, on SQLite, the receivers are read at once on the event loop's own connection (READ_NOW, the
-# freshness connection's LoopReader) rather than through the session: what any connection reads while the change
+# That is also why, on SQLite, the receivers are read at once on the event loop's own connection (db.sender.read_now,
+# the freshness connection's LoopReader) rather than through the session: what any connection reads while the change
 # holds the write lock is everything committed, and the read saves the session's thread a hand-off while the lock
 # is held (every other writer waits for it). A transaction that changes partners must therefore not broadcast
 # changes: its own partner rows would not be read (registrations queue with `queue_everything`).
-READ_NOW = "ocpi_hub.push.read_now"
 
 
 def receives(partner: Partner, module: ModuleID) -> bool:
@@ -75,7 +74,7 @@ async def queue(session: AsyncSession, changes: Sequence[Change], *, now: dateti
 
 
 async def _receivers(session: AsyncSession) -> list[tuple[int, frozenset[str]]]:
-    read: ReadNow | None = session.info.get(READ_NOW)  # SQLite, in the app (above)
+    read = read_now(session)  # SQLite, in the app (above)
     if read is not None and (found := partners.receivers_now(read, states=RECEIVING)) is not None:
         return found
     await advisory_lock(session, AdvisoryLock.RECEIVERS, shared=True)  # the receivers lock (above)
