@@ -24,8 +24,9 @@ timed.
 `/tmp/old/ocpi_hub/migrations -> /tmp/old/migrations`): step 2 side by side instead, then nothing else. Both hubs
 run at once, pinned to the same core, each on a fresh copy of the prepared database, and get the same `--changes`
 in alternating blocks of 50 (the order of the two flipped every block): the CPU per change of each and their ratio.
-On a machine whose speed drifts, one after the other says little; in turn, both see the same drift. Without --database-url a fresh SQLite file in a temporary folder is used; a given URL must name an empty
-database.
+On a machine whose speed drifts, one after the other says little; in turn, both see the same drift.
+
+Without --database-url a fresh SQLite file in a temporary folder is used; a given URL must name an empty database.
 """
 
 # ruff: noqa: T201, ASYNC110, ASYNC220, ASYNC251, E501 - a benchmark prints its figures and waits as it likes
