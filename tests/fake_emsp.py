@@ -99,6 +99,8 @@ class FakeEmsp:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":  # the caller went away (a replica killed) mid-request:
+                return  # like a real server, nothing was received
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
