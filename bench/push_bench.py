@@ -43,7 +43,7 @@ import uvloop
 from common import SUCCESS, free_port
 from sqlalchemy import func, select
 
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.credentials_token import authorization_header
 from ocpi_hub.db.deliveries import Delivery
 from ocpi_hub.db.engine import create_engine, session_factory
@@ -216,8 +216,8 @@ async def run_worker(database_url: str, expected: int) -> float:
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     settings = Settings(database_url=database_url, parties=(PARTY,))
-    async with httpx.AsyncClient(timeout=10, limits=_limits()) as http:
-        worker = PushWorker(sessions, OcpiClient(http), settings, clock=utc_now)
+    async with PoolPerOrigin() as http:
+        worker = PushWorker(sessions, OcpiClient(http, timeout=10), settings, clock=utc_now)
         start = time.monotonic()
         worker.start()
         while True:

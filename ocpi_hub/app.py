@@ -41,7 +41,7 @@ from ocpi_hub.api.ocpi.credentials import CredentialsController
 from ocpi_hub.api.ocpi.tokens import TokensController
 from ocpi_hub.api.ocpi.versions import version_details, versions
 from ocpi_hub.bell import Bell
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.db import locations, sessions, tariffs
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.freshness import Freshness
@@ -122,7 +122,7 @@ def create_app(
     sessions = session_factory(engine)
     freshness = Freshness(engine)
     cache = AnswerCache(freshness)
-    http = httpx.AsyncClient(timeout=settings.http_timeout, transport=transport, follow_redirects=False)
+    calls = transport or PoolPerOrigin()  # the request path's calls to partners (a registration's, a command's)
     metrics = Metrics()  # the app's own registry (docs/operations.md §2)
     metrics.registry.register(cache)  # how answers were made (docs/operations.md §2.2)
     manual_syncs = ManualSyncs(sessions, settings, clock=clock, on_report=metrics.sync_done)
@@ -154,7 +154,7 @@ def create_app(
         finally:
             await traffic_log.stop()  # after the worker's last calls: what waits is written
             await freshness.close()
-            await http.aclose()
+            await calls.aclose()
             await engine.dispose()
 
     async def db() -> AsyncGenerator[AsyncSession, None]:
@@ -203,7 +203,7 @@ def create_app(
         dependencies={
             "db": Provide(db),
             "sessions": _constant(sessions),
-            "client": _constant(OcpiClient(http, traffic_log)),
+            "client": _constant(OcpiClient(calls, timeout=settings.http_timeout, traffic=traffic_log)),
             "config": _constant(settings),
             "now": _constant(clock),
             "modules": _constant(OCPI_MODULES),

@@ -1,7 +1,12 @@
 """Our HTTP client towards partners: the outbound headers in one place, the envelope read in one place.
 
-Every call has the timeout of the httpx client it is given (`OCPI_HUB_HTTP_TIMEOUT`), or a shorter one of its own
-(`timeout`, such as a real-time authorization's), so a partner that hangs cannot hang a request of ours.
+Every call has the timeout the client is given (`OCPI_HUB_HTTP_TIMEOUT`), or a shorter one of its own (`timeout`,
+such as a real-time authorization's), so a partner that hangs cannot hang a request of ours.
+
+Requests go straight to an httpx transport, not through `httpx.AsyncClient`: the client's layer (auth and redirect
+flows, cookies, event hooks, default headers) is none of what a partner call needs, and cost about a fifth of the
+CPU of a push (bench/README.md, `push_bench.py`). Redirects are not followed (a partner's URL is checked before we
+call it, and a redirect would go where nothing was checked); no cookie is kept (README, "Security").
 """
 
 from __future__ import annotations
@@ -81,6 +86,10 @@ def join_url(base: str, *segments: str) -> str:
     return urljoin(base.rstrip("/") + "/", "/".join(segments))
 
 
+# Every partner's pool keeps as many connections as calls are in flight to it (the push worker's lanes bound them).
+UNBOUNDED = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+
+
 class PoolPerOrigin(httpx.AsyncBaseTransport):
     """httpx's transport with a connection pool of its own for every origin (scheme, host, port: a partner).
 
@@ -89,7 +98,7 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
     connections of all partners together: at 3 partners of 8 lanes, a sixth of the hub's CPU under a stream of
     status changes (bench/writes_bench.py). A pool per origin costs in proportion to that partner's own."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits = UNBOUNDED) -> None:
         self._limits = limits
         self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
 
@@ -107,8 +116,11 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
 
 
 class OcpiClient:
-    def __init__(self, http: httpx.AsyncClient, traffic: TrafficLog | None = None) -> None:
-        self.http = http
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, *, timeout: float, traffic: TrafficLog | None = None
+    ) -> None:
+        self.transport = transport  # its owner closes it
+        self.timeout = timeout  # seconds, for connecting and for each read and write
         self.traffic = traffic  # every call is told to it (docs/operations.md §7.2)
 
     def headers(self, token: str, *, send_base64: bool, routing: Routing | None = None) -> dict[str, str]:
@@ -157,7 +169,7 @@ class OcpiClient:
     ) -> Answered:
         """`call`, with the answer's headers too (a CDR POST's answer names the stored CDR in `Location`).
 
-        `timeout` (seconds) replaces the client's own for this call: it bounds connecting and each read and write."""
+        `timeout` (seconds) replaces the client's own for this call."""
         what = f"{method} {url}"
         content = None if body is None else msgspec.json.encode(body)
         headers = self.headers(token, send_base64=send_base64, routing=routing)
@@ -168,15 +180,15 @@ class OcpiClient:
             urlsplit(url).port  # noqa: B018
         except ValueError as exc:
             raise PartnerCallError(f"{what}: not a valid URL ({exc})", transient=False) from None
+        extensions = {"timeout": httpx.Timeout(self.timeout if timeout is None else timeout).as_dict()}
         started = time.perf_counter()
         try:
-            response = await self.http.request(
-                method,
-                url,
-                content=content,
-                headers=headers,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-            )
+            request = httpx.Request(method, url, content=content, headers=headers, extensions=extensions)
+            response = await self.transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx.TimeoutException:
             self._told(method, url, headers, started, content, None, None, "no answer within the timeout")
             raise PartnerCallError(f"{what}: no answer within the timeout", transient=True) from None

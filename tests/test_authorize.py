@@ -448,8 +448,7 @@ async def test_a_call_may_have_a_timeout_of_its_own() -> None:
         seen.append(request.extensions["timeout"])
         return httpx.Response(200, json={"status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"})
 
-    client = OcpiClient(httpx.AsyncClient(timeout=7.0, transport=httpx.MockTransport(handler)))
+    client = OcpiClient(httpx.MockTransport(handler), timeout=7.0)
     await client.call("POST", "https://emsp.example.com/tokens/X/authorize", token="t", send_base64=True)
     await client.call("POST", "https://emsp.example.com/tokens/X/authorize", token="t", send_base64=True, timeout=0.3)
-    await client.http.aclose()
     assert [set(s.values()) for s in seen] == [{7.0}, {0.3}]

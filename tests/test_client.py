@@ -18,7 +18,7 @@ def answering(status: int, content: bytes, headers: dict[str, str] | None = None
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, content=content, headers=headers)
 
-    return OcpiClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return OcpiClient(httpx.MockTransport(handler), timeout=5)
 
 
 def envelope(status_code: int, data: str | None = None, message: str | None = None) -> bytes:
@@ -107,7 +107,23 @@ async def test_no_answer_is_transient() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow", request=request)
 
-    client = OcpiClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    client = OcpiClient(httpx.MockTransport(handler), timeout=5)
     error = await failure(client)
     assert str(error) == f"GET {URL}: no answer within the timeout"
     assert (error.transient, error.status_code, error.http_status) == (True, None, None)
+
+
+async def test_a_redirect_is_not_followed_and_no_cookie_is_kept() -> None:
+    """A partner's URL is checked before we call it; a redirect would lead where nothing was checked."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(302, headers={"Location": "http://127.0.0.1:5432/", "Set-Cookie": "s=1"})
+
+    client = OcpiClient(httpx.MockTransport(handler), timeout=5)
+    for _ in range(2):
+        error = await failure(client)
+        assert (str(error), error.transient, error.http_status) == (f"GET {URL}: HTTP 302", False, 302)
+    assert [str(r.url) for r in seen] == [URL, URL]
+    assert "cookie" not in seen[1].headers

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.db.migrate import alembic_config
 from ocpi_hub.push.worker import PushWorker
 from tests.conftest import Hub, HubFactory, MovableClock
@@ -110,8 +109,8 @@ async def test_a_failing_partner_shows_in_the_api_and_the_metrics_until_it_recov
     await put_location(hub, "LOC1")
     clock = hub.clock
     assert isinstance(clock, MovableClock)
-    async with httpx.AsyncClient(timeout=2) as http:
-        worker = PushWorker(sessions, OcpiClient(http), hub.settings, clock=clock)
+    async with PoolPerOrigin() as http:
+        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
         emsp.failures = [Failure(http_status=503, status_code=3000)]
         assert await worker.step() == 1
 

@@ -15,12 +15,11 @@ from pathlib import Path
 from subprocess import PIPE
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import logs
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.credentials_token import hash_token
 from ocpi_hub.push.worker import PushWorker
 from ocpi_hub.settings import SettingsError, load_settings
@@ -72,8 +71,8 @@ async def test_a_failing_partner_is_one_warning_and_its_recovery_one_info(
     await put_location(hub, "LOC1")
     clock = hub.clock
     assert isinstance(clock, MovableClock)
-    async with httpx.AsyncClient(timeout=2) as http:
-        worker = PushWorker(sessions, OcpiClient(http), hub.settings, clock=clock)
+    async with PoolPerOrigin() as http:
+        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
         emsp.failures = [Failure(http_status=503, status_code=3000) for _ in range(3)]
         for _ in range(3):
             assert await worker.step() == 1

@@ -9,13 +9,12 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub.changes import Change, Method, ObjectKey
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.db import deliveries as outbox_table
 from ocpi_hub.db import partners
 from ocpi_hub.db.deliveries import Delivery, DeliveryState, Outcomes, settle
@@ -204,8 +203,8 @@ async def test_a_change_merged_into_a_delivery_on_its_way_is_sent_as_soon_as_it_
     on_its_way, answer = asyncio.Event(), asyncio.Event()
     emsp.failures = [Failure(reached=on_its_way, until=answer)]  # a success, answered once `answer` is set
     clock = MovableClock()
-    async with httpx.AsyncClient(timeout=5) as http:
-        worker = PushWorker(sessions, OcpiClient(http), quiet_hub.settings, clock=clock)
+    async with PoolPerOrigin() as http:
+        worker = PushWorker(sessions, OcpiClient(http, timeout=5), quiet_hub.settings, clock=clock)
         first = asyncio.create_task(worker.step())
         await asyncio.wait_for(on_its_way.wait(), 5)
         async with sessions() as merging:
@@ -277,8 +276,8 @@ async def test_a_registration_waits_for_a_change_that_read_the_receivers_before_
         assert not registering.done()  # it waits for the change to commit
         await change.commit()
     await asyncio.wait_for(registering, 10)
-    async with httpx.AsyncClient(timeout=5) as http:
-        worker = PushWorker(sessions, OcpiClient(http), quiet_hub.settings, clock=clock)
+    async with PoolPerOrigin() as http:
+        worker = PushWorker(sessions, OcpiClient(http, timeout=5), quiet_hub.settings, clock=clock)
         while await worker.step():
             pass
     sent = [r.body["evses"][0]["status"] for r in emsp.requests if r.path == "/2.2.1/locations/NL/OHB/LOC1"]

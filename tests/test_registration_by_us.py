@@ -212,8 +212,8 @@ async def test_discovery_checks_every_endpoint_url() -> None:
             }
         return httpx.Response(200, json={"data": data, "status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(partner)) as http:
-        client = OcpiClient(http)
+    async with httpx.MockTransport(partner) as http:
+        client = OcpiClient(http, timeout=5)
         with pytest.raises(errors.PartnerFailed) as failed:
             await registration.discover(client, f"{public}/versions", token="t", allow_private=False)
         assert "check partner URL: 'http://127.0.0.1:5432/x'" in failed.value.message

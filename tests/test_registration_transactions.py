@@ -170,11 +170,11 @@ async def test_accept_refuses_a_caller_that_changed_since_it_was_authenticated(
     credentials = Credentials(
         token="b", url="http://127.0.0.1:9/versions", roles=[msgspec.convert(ROLE, CredentialsRole)]
     )
-    async with httpx.AsyncClient(transport=httpx.MockTransport(nobody)) as http:
+    async with httpx.MockTransport(nobody) as http:
         with pytest.raises(errors.Conflict) as refused:
             await registration.accept(
                 sessions,
-                OcpiClient(http),
+                OcpiClient(http, timeout=5),
                 Settings(),
                 partner.id,
                 credentials,

@@ -10,11 +10,10 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.push.worker import PushWorker
 from tests.conftest import Hub, HubFactory, MovableClock
 from tests.fake_emsp import Failure, FakeEmsp
@@ -55,8 +54,8 @@ async def test_a_failing_partner_turns_red_with_its_answer_and_recovers(
     assert isinstance(clock, MovableClock)
     assert (await hub.http.get(f"{hub.url}/status", headers={"Authorization": "Bearer wrong"})).status_code == 401
 
-    async with playwright.async_playwright() as p, httpx.AsyncClient(timeout=2) as http:
-        worker = PushWorker(sessions, OcpiClient(http), hub.settings, clock=clock)
+    async with playwright.async_playwright() as p, PoolPerOrigin() as http:
+        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         context = await browser.new_context(
             extra_http_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, viewport={"width": 1400, "height": 900}

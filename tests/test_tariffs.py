@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ocpi_hub.client import OcpiClient
+from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.db.tariffs import TariffRow
 from ocpi_hub.push.worker import PushWorker
 from ocpi_hub.settings import Settings
@@ -226,8 +226,8 @@ async def stepped(
 ) -> AsyncIterator[tuple[PushWorker, MovableClock]]:
     """A push worker the test runs one step at a time, on a clock it moves (the hub's own worker is off)."""
     clock = MovableClock()
-    async with httpx.AsyncClient(timeout=2) as http:
-        yield PushWorker(sessions, OcpiClient(http), settings, clock=clock), clock
+    async with PoolPerOrigin() as http:
+        yield PushWorker(sessions, OcpiClient(http, timeout=2), settings, clock=clock), clock
 
 
 def sent(emsp: FakeEmsp) -> list[str]:

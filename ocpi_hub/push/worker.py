@@ -79,9 +79,8 @@ async def running(
         yield None
         return
     # Its own connection pools, one per partner, sized so that every lane keeps its connection alive.
-    pools = transport or PoolPerOrigin(httpx.Limits(max_connections=None, max_keepalive_connections=None))
-    async with httpx.AsyncClient(timeout=settings.http_timeout, transport=pools, follow_redirects=False) as http:
-        client = OcpiClient(http, traffic_log)
+    async with transport or PoolPerOrigin() as pools:
+        client = OcpiClient(pools, timeout=settings.http_timeout, traffic=traffic_log)
         worker = PushWorker(sessions, client, settings, clock=clock, metrics=metrics, outage=outage)
         sessions.configure(info={**sessions.kw.get("info", {}), outbox.WAKE: worker.wake})
         worker.start()
