@@ -196,3 +196,19 @@ def fresh_copy(database_url: str, workdir: Path, name: str = "copy") -> Iterator
         yield url.set(database=database).render_as_string(hide_password=False)
     finally:
         asyncio.run(admin(f'DROP DATABASE "{database}"'))
+
+
+_TIMEOUT = httpx.Timeout(10).as_dict()
+
+
+async def send_plain(
+    transport: httpx.AsyncBaseTransport, method: str, url: str, body: bytes, headers: dict[str, str]
+) -> bytes:
+    """A ceiling's request: straight to an httpx transport, as ocpi_hub.client sends ours (no AsyncClient layer),
+    with the same 10 s timeout; the answer's body."""
+    request = httpx.Request(method, url, content=body, headers=headers, extensions={"timeout": _TIMEOUT})
+    response = await transport.handle_async_request(request)
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()

@@ -40,7 +40,7 @@ import httpx
 import msgspec
 import uvicorn
 import uvloop
-from common import SUCCESS, free_port
+from common import SUCCESS, free_port, send_plain
 from sqlalchemy import func, select
 
 from ocpi_hub.client import OcpiClient, PoolPerOrigin
@@ -234,8 +234,10 @@ async def run_worker(database_url: str, expected: int) -> float:
 
 
 async def run_ceiling(receivers: list[str], changed: list[tuple[str, str, datetime]], status: ocpi.Status) -> float:
-    """Seconds for plain httpx to send the same PATCHes, LANES in flight per receiver."""
-    async with httpx.AsyncClient(timeout=10, limits=_limits()) as http:
+    """Seconds for plain httpx to send the same PATCHes, LANES in flight per receiver, one transport each (as the
+    worker's pool per partner)."""
+    transports = [httpx.AsyncHTTPTransport(limits=_limits()) for _ in receivers]
+    try:
 
         async def lane(i: int, url: str, work: list[tuple[str, str, datetime]]) -> None:
             while work:
@@ -253,13 +255,15 @@ async def run_ceiling(receivers: list[str], changed: list[tuple[str, str, dateti
                 }
                 body = msgspec.json.encode({"status": status, "last_updated": last_updated})
                 target = f"{url}/2.2.1/locations/NL/OHB/{location_id}/{evse_uid}"
-                response = await http.request("PATCH", target, content=body, headers=headers)
-                msgspec.json.decode(response.content)
+                msgspec.json.decode(await send_plain(transports[i], "PATCH", target, body, headers))
 
         start = time.monotonic()
         queues = [list(reversed(changed)) for _ in receivers]
         await asyncio.gather(*(lane(i, url, queues[i]) for i, url in enumerate(receivers) for _ in range(LANES)))
         elapsed = time.monotonic() - start
+    finally:
+        for transport in transports:
+            await transport.aclose()
     count = len(changed) * len(receivers)
     print(f"  ceiling: {count} requests in {elapsed:.2f} s = {count / elapsed:,.0f}/s")
     return count / elapsed

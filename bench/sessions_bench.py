@@ -40,7 +40,7 @@ import httpx
 import msgspec
 import uvicorn
 import uvloop
-from common import SUCCESS, TARIFF, free_port, location, wait_for
+from common import SUCCESS, TARIFF, free_port, location, send_plain, wait_for
 from sqlalchemy import func, select, text
 
 from ocpi_hub.credentials_token import authorization_header
@@ -123,7 +123,7 @@ def start_hub(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], st
 async def prepare(database_url: str, hub: str, emsp: str, sessions: int) -> None:
     async with httpx.AsyncClient(base_url=f"{hub}/api/v0", timeout=30) as api:
         assert (await api.put("/tariffs/T1", json=TARIFF)).status_code == 201
-        for n in range(sessions // EVSES):
+        for n in range(-(-sessions // EVSES)):  # rounded up: every session has its EVSE
             assert (await api.post(f"/location/L{n}", json=location(f"Bench site {n}", EVSES))).status_code == 201
         for s in range(sessions):
             token = {
@@ -232,7 +232,7 @@ async def ceiling(emsp: str, count: int) -> float:
         }
     )
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)  # as ocpi_hub.push.worker.running
-    async with httpx.AsyncClient(timeout=10, limits=limits) as http:
+    async with httpx.AsyncHTTPTransport(limits=limits) as transport:
         left = count
 
         async def lane() -> None:
@@ -251,8 +251,7 @@ async def ceiling(emsp: str, count: int) -> float:
                     "Content-Type": "application/json",
                 }
                 url = f"{emsp}/2.2.1/sessions/NL/OHB/S{left}"
-                response = await http.request("PATCH", url, content=body, headers=headers)
-                msgspec.json.decode(response.content)
+                msgspec.json.decode(await send_plain(transport, "PATCH", url, body, headers))
 
         began = time.monotonic()
         await asyncio.gather(*(lane() for _ in range(LANES)))
