@@ -86,6 +86,9 @@ def join_url(base: str, *segments: str) -> str:
     return urljoin(base.rstrip("/") + "/", "/".join(segments))
 
 
+# Who calls, for the partner's logs and firewalls (some refuse a request that names no agent).
+USER_AGENT = "ocpi-hub"
+
 # Every partner's pool keeps as many connections as calls are in flight to it (the push worker's lanes bound them).
 UNBOUNDED = httpx.Limits(max_connections=None, max_keepalive_connections=None)
 
@@ -126,6 +129,7 @@ class OcpiClient:
     def headers(self, token: str, *, send_base64: bool, routing: Routing | None = None) -> dict[str, str]:
         request_id = str(uuid.uuid4())
         headers = {
+            "User-Agent": USER_AGENT,
             "Authorization": authorization_header(token, send_base64=send_base64),
             "X-Request-ID": request_id,
             "X-Correlation-ID": request_id,
