@@ -43,7 +43,7 @@ import uvloop
 from common import SUCCESS, free_port, send_plain
 from sqlalchemy import func, select
 
-from ocpi_hub.client import OcpiClient, PoolPerOrigin
+from ocpi_hub.client import UNBOUNDED, OcpiClient, PoolPerOrigin
 from ocpi_hub.credentials_token import authorization_header
 from ocpi_hub.db.deliveries import Delivery
 from ocpi_hub.db.engine import create_engine, session_factory
@@ -207,17 +207,13 @@ async def change_statuses(database_url: str, locations: int, status: ocpi.Status
     return changed
 
 
-def _limits() -> httpx.Limits:
-    return httpx.Limits(max_connections=None, max_keepalive_connections=None)  # as ocpi_hub.push.worker.running
-
-
 async def run_worker(database_url: str, expected: int) -> float:
     """Seconds for the worker to empty the deliveries table."""
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     settings = Settings(database_url=database_url, parties=(PARTY,))
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=10), settings, clock=utc_now)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=10), settings, clock=utc_now)
         start = time.monotonic()
         worker.start()
         while True:
@@ -236,7 +232,7 @@ async def run_worker(database_url: str, expected: int) -> float:
 async def run_ceiling(receivers: list[str], changed: list[tuple[str, str, datetime]], status: ocpi.Status) -> float:
     """Seconds for plain httpx to send the same PATCHes, LANES in flight per receiver, one transport each (as the
     worker's pool per partner)."""
-    transports = [httpx.AsyncHTTPTransport(limits=_limits()) for _ in receivers]
+    transports = [httpx.AsyncHTTPTransport(limits=UNBOUNDED) for _ in receivers]
     try:
 
         async def lane(i: int, url: str, work: list[tuple[str, str, datetime]]) -> None:

@@ -43,6 +43,7 @@ import uvloop
 from common import SUCCESS, TARIFF, free_port, location, send_plain, wait_for
 from sqlalchemy import func, select, text
 
+from ocpi_hub.client import UNBOUNDED
 from ocpi_hub.credentials_token import authorization_header
 from ocpi_hub.db.deliveries import Delivery
 from ocpi_hub.db.engine import create_engine, session_factory
@@ -231,8 +232,7 @@ async def ceiling(emsp: str, count: int) -> float:
             "last_updated": "2026-06-04T08:30:00Z",
         }
     )
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)  # as ocpi_hub.push.worker.running
-    async with httpx.AsyncHTTPTransport(limits=limits) as transport:
+    async with httpx.AsyncHTTPTransport(limits=UNBOUNDED) as transport:  # the worker's limits
         left = count
 
         async def lane() -> None:

@@ -109,8 +109,8 @@ async def test_a_failing_partner_shows_in_the_api_and_the_metrics_until_it_recov
     await put_location(hub, "LOC1")
     clock = hub.clock
     assert isinstance(clock, MovableClock)
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock)
         emsp.failures = [Failure(http_status=503, status_code=3000)]
         assert await worker.step() == 1
 

@@ -71,8 +71,8 @@ async def test_a_failing_partner_is_one_warning_and_its_recovery_one_info(
     await put_location(hub, "LOC1")
     clock = hub.clock
     assert isinstance(clock, MovableClock)
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock)
         emsp.failures = [Failure(http_status=503, status_code=3000) for _ in range(3)]
         for _ in range(3):
             assert await worker.step() == 1

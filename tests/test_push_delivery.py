@@ -188,7 +188,6 @@ async def test_push_headers(hub: Hub, emsp: FakeEmsp) -> None:
     assert put.headers["x-correlation-id"]
     assert put.headers["content-type"] == "application/json"
     assert put.headers["user-agent"] == "ocpi-hub"
-    assert "cookie" not in put.headers
     # From the Location's owner (one of our parties) to the partner's eMSP role.
     routing = {k: v for k, v in put.headers.items() if k.startswith("ocpi-")}
     assert routing == {

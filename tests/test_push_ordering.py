@@ -142,8 +142,8 @@ async def test_a_round_that_outlasts_its_claim_begins_no_delivery_another_worker
     clock = hub.clock
     assert isinstance(clock, MovableClock)
     emsp.on_request = lambda _: clock.advance(20)  # each answer takes 20 s of the hub's time
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock, lanes=1)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock, lanes=1)
         await worker.step()
         assert [r.path.rsplit("/", 1)[-1] for r in pushes(emsp)] == ["LOC0", "LOC1", "LOC2"]  # at 0, 20, 40 s
         [waiting] = await deliveries(hub, partner_id)

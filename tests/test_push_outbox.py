@@ -203,8 +203,8 @@ async def test_a_change_merged_into_a_delivery_on_its_way_is_sent_as_soon_as_it_
     on_its_way, answer = asyncio.Event(), asyncio.Event()
     emsp.failures = [Failure(reached=on_its_way, until=answer)]  # a success, answered once `answer` is set
     clock = MovableClock()
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=5), quiet_hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=5), quiet_hub.settings, clock=clock)
         first = asyncio.create_task(worker.step())
         await asyncio.wait_for(on_its_way.wait(), 5)
         async with sessions() as merging:
@@ -276,8 +276,8 @@ async def test_a_registration_waits_for_a_change_that_read_the_receivers_before_
         assert not registering.done()  # it waits for the change to commit
         await change.commit()
     await asyncio.wait_for(registering, 10)
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=5), quiet_hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=5), quiet_hub.settings, clock=clock)
         while await worker.step():
             pass
     sent = [r.body["evses"][0]["status"] for r in emsp.requests if r.path == "/2.2.1/locations/NL/OHB/LOC1"]

@@ -196,8 +196,8 @@ async def test_the_worker_runs_one_step_at_a_time_on_the_clock_it_is_given(
     await connect(hub, emsp)
     await put_location(hub, "LOC1")
     clock = MovableClock()
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock)
         emsp.failures = [Failure(http_status=503)]
         assert await worker.step() == 1  # tried, failed: waits for its retry
         assert await worker.step() == 0  # not due yet on this clock

@@ -212,13 +212,12 @@ async def test_discovery_checks_every_endpoint_url() -> None:
             }
         return httpx.Response(200, json={"data": data, "status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"})
 
-    async with httpx.MockTransport(partner) as http:
-        client = OcpiClient(http, timeout=5)
-        with pytest.raises(errors.PartnerFailed) as failed:
-            await registration.discover(client, f"{public}/versions", token="t", allow_private=False)
-        assert "check partner URL: 'http://127.0.0.1:5432/x'" in failed.value.message
-        assert failed.value.ocpi_status == StatusCode.UNABLE_TO_USE_CLIENT_API
-        found = await registration.discover(client, f"{public}/versions", token="t", allow_private=True)
+    client = OcpiClient(httpx.MockTransport(partner), timeout=5)
+    with pytest.raises(errors.PartnerFailed) as failed:
+        await registration.discover(client, f"{public}/versions", token="t", allow_private=False)
+    assert "check partner URL: 'http://127.0.0.1:5432/x'" in failed.value.message
+    assert failed.value.ocpi_status == StatusCode.UNABLE_TO_USE_CLIENT_API
+    found = await registration.discover(client, f"{public}/versions", token="t", allow_private=True)
     assert found.endpoints[1].url == "http://127.0.0.1:5432/x"
 
 

@@ -170,16 +170,15 @@ async def test_accept_refuses_a_caller_that_changed_since_it_was_authenticated(
     credentials = Credentials(
         token="b", url="http://127.0.0.1:9/versions", roles=[msgspec.convert(ROLE, CredentialsRole)]
     )
-    async with httpx.MockTransport(nobody) as http:
-        with pytest.raises(errors.Conflict) as refused:
-            await registration.accept(
-                sessions,
-                OcpiClient(http, timeout=5),
-                Settings(),
-                partner.id,
-                credentials,
-                presented_token=presented,
-                version="2.2.1",
-                now=utc_now(),
-            )
+    with pytest.raises(errors.Conflict) as refused:
+        await registration.accept(
+            sessions,
+            OcpiClient(httpx.MockTransport(nobody), timeout=5),
+            Settings(),
+            partner.id,
+            credentials,
+            presented_token=presented,
+            version="2.2.1",
+            now=utc_now(),
+        )
     assert f"(it is now {now}): nothing was changed" in refused.value.message

@@ -54,8 +54,8 @@ async def test_a_failing_partner_turns_red_with_its_answer_and_recovers(
     assert isinstance(clock, MovableClock)
     assert (await hub.http.get(f"{hub.url}/status", headers={"Authorization": "Bearer wrong"})).status_code == 401
 
-    async with playwright.async_playwright() as p, PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
+    async with playwright.async_playwright() as p, PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock)
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         context = await browser.new_context(
             extra_http_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, viewport={"width": 1400, "height": 900}

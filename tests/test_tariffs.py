@@ -226,8 +226,8 @@ async def stepped(
 ) -> AsyncIterator[tuple[PushWorker, MovableClock]]:
     """A push worker the test runs one step at a time, on a clock it moves (the hub's own worker is off)."""
     clock = MovableClock()
-    async with PoolPerOrigin() as http:
-        yield PushWorker(sessions, OcpiClient(http, timeout=2), settings, clock=clock), clock
+    async with PoolPerOrigin() as pools:
+        yield PushWorker(sessions, OcpiClient(pools, timeout=2), settings, clock=clock), clock
 
 
 def sent(emsp: FakeEmsp) -> list[str]:

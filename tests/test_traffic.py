@@ -144,8 +144,8 @@ async def test_a_call_that_got_no_answer_is_logged_with_why(
     assert isinstance(clock, MovableClock)
     await put_location(hub, "LOC1")
     log = TrafficLog(sessions, bodies=False, clock=clock)
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2, traffic=log), hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2, traffic=log), hub.settings, clock=clock)
         emsp.failures = [Failure(drop=True)]
         assert await worker.step() == 1
     await log.flush()
@@ -165,8 +165,8 @@ async def test_sent_deliveries_and_traffic_go_after_their_retention(
     assert isinstance(clock, MovableClock)
     partner_id = await connect(hub, emsp)
     await put_location(hub, "LOC1")
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock)
         assert await worker.step() == 1
         assert [d["object_id"] for d in await sent(hub, partner_id)] == ["LOC1"]
         assert (await hub.ocpi("GET", "/ocpi/2.2.1/locations", "token-a-of-emsp")).status_code == 200
@@ -284,8 +284,8 @@ async def test_a_sent_delivery_keeps_what_was_sent(
     assert isinstance(clock, MovableClock)
     partner_id = await connect(hub, emsp)
     await put_location(hub, "LOC1")
-    async with PoolPerOrigin() as http:
-        worker = PushWorker(sessions, OcpiClient(http, timeout=2), hub.settings, clock=clock)
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock)
         await worker.step()
         await set_status(hub, "LOC1", "E1", "CHARGING")
         clock.advance(1)
