@@ -224,9 +224,9 @@ def create_app(
     )
     schema.document_guard(app)
     # Outside Litestar's routing, so that 404s and 405s are identified, logged and counted too.
-    # Inside it, over-long request lines and headers are refused in our format (docs/ocpi.md §11), then kept /ocpi
-    # answers are sent without routing (ocpi_hub.api.ocpi.kept).
-    answered = kept.answering_kept(app.asgi_handler, cache)
+    # Inside it, over-long request lines and headers are refused in our format (docs/ocpi.md §11), then the Sender
+    # GETs of known callers are answered without routing (ocpi_hub.api.ocpi.kept).
+    answered = kept.answering_kept(app.asgi_handler, cache, context.routes)
     app.asgi_handler = cast(Any, observed(request_limits.bounded(answered, clock), metrics, traffic_log))
     return app
 

@@ -206,7 +206,7 @@ async def made(reads: list[int], release: asyncio.Event, *, fail: bool = False) 
     await release.wait()
     if fail:
         raise RuntimeError("the database went away")
-    return Answer(b"[]", {}, utc_now, template="/ocpi/2.2.1/locations")
+    return Answer(b"[]", {}, utc_now)
 
 
 async def test_concurrent_misses_of_one_answer_share_one_read(freshness: Freshness) -> None:

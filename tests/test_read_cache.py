@@ -170,9 +170,6 @@ async def test_a_kept_answer_is_sent_as_its_route_sends_it(
     again = await get(hub, path, headers={"X-Request-ID": "two"})
     assert await answers(hub, "kept") == kept + 1
 
-    def shown(response: httpx.Response) -> dict[str, str]:
-        return {k: v for k, v in response.headers.items() if k not in ("x-request-id", "x-correlation-id", "date")}
-
     assert again.content == routed.content
     assert shown(again) == shown(routed)
     assert shown(again)["ocpi-to-party-id"] == "EMP"
@@ -188,6 +185,57 @@ async def test_a_kept_answer_is_sent_as_its_route_sends_it(
         (path, 200, "two"),
         (path, 200, "one"),
     ]
+
+
+async def test_a_known_callers_read_is_answered_as_its_route_answers_it(
+    hub_factory: HubFactory, reader: None, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Once its caller is known, a GET is served without routing (ocpi_hub.api.ocpi.kept), a read from the
+    database included, yet the partner cannot tell: the route's bytes and headers, counted under its template."""
+    hub = await hub_factory(clock=lambda: T1)
+    await add(sessions, location(evse("E1"), id="L1"), location(evse("E1"), id="L2"))
+    path = f"{LIST}/L1/E1"
+    routed = await get(hub, path)  # the caller is not known yet: through the route, which authenticates
+    async with sessions() as session:  # L2 is in L1's block: L1's answers must be read again
+        await store.set_evse_status(session, "L2", "E1", ocpi.Status.CHARGING, now=T1 + timedelta(minutes=1))
+        await session.commit()
+    read = await answers(hub, "read")
+    again = await get(hub, path)
+    assert await answers(hub, "read") == read + 1
+    assert again.content == routed.content
+    assert again.headers.keys() == routed.headers.keys()
+    assert shown(again) == shown(routed)
+    metrics = (await hub.http.get(f"{hub.url}/metrics")).text
+    template = "/ocpi/2.2.1/locations/{object_id}/{evse_uid}"
+    assert f'ocpi_hub_requests_total{{method="GET",route="{template}",status="200"}} 2.0' in metrics
+
+
+async def test_a_known_callers_errors_are_answered_by_the_route(
+    hub: Hub, reader: None, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """What a route refuses is refused as before for a known caller: in the envelope, with the routing headers,
+    counted under the route's template."""
+    await add(sessions, location(evse("E1"), id="L1"))
+    assert (await get(hub, LIST)).status_code == 200  # the caller is known from here on
+
+    for path, message in (
+        (f"{LIST}/L9", "unknown location L9"),
+        (f"{LIST}/L1/E9", "unknown EVSE E9 at location L1"),
+        (f"{LIST}/L1/E1/9", "unknown connector 9 of EVSE E1 at location L1"),
+    ):
+        unknown = await get(hub, path)
+        assert (unknown.status_code, unknown.json()["status_code"]) == (404, 2003), path
+        assert unknown.json()["status_message"] == message
+        assert unknown.headers["ocpi-to-party-id"] == "EMP"
+    bad = await get(hub, f"{LIST}?offset=x")
+    assert bad.json()["status_code"] == 2001
+    assert "offset" in bad.json()["status_message"]
+    nobody = await get(hub, LIST, headers={"OCPI-to-country-code": "XX", "OCPI-to-party-id": "NOP"})
+    assert (nobody.status_code, nobody.json()["status_code"]) == (404, 2000)
+    metrics = (await hub.http.get(f"{hub.url}/metrics")).text
+    assert 'ocpi_hub_requests_total{method="GET",route="/ocpi/2.2.1/locations/{object_id}",status="404"} 1.0' in (
+        metrics
+    )
 
 
 async def test_a_kept_answer_is_not_sent_to_a_caller_whose_token_changed(
@@ -254,6 +302,11 @@ async def test_a_status_change_makes_only_the_answers_holding_its_location_read_
     await add(sessions, location(evse("E1"), id="L66"))  # every unfiltered page's total moves
     assert (await get(hub, first)).headers["x-total-count"] == "66"
     assert await reads(f"{LIST}/L65") == 1  # a Location added or deleted reaches every Location answer
+
+
+def shown(response: httpx.Response) -> dict[str, str]:
+    """The headers of an answer that are the same for the same question (not its request ids, nor its date)."""
+    return {k: v for k, v in response.headers.items() if k not in ("x-request-id", "x-correlation-id", "date")}
 
 
 def test_the_blocks_of_a_range_of_locations() -> None:

@@ -113,7 +113,7 @@ class Answer:
     """A 200 answer around JSON data, sent as an ASGI app. Its envelope is reused within the same second (the
     envelope's timestamp has whole seconds, so it is byte for byte the same) rather than copying 160 kB again."""
 
-    __slots__ = ("_at", "_body", "_data", "_headers", "_now", "depends", "template")
+    __slots__ = ("_at", "_body", "_data", "_headers", "_now", "depends")
 
     def __init__(
         self,
@@ -121,11 +121,9 @@ class Answer:
         headers: dict[str, str],
         now: Callable[[], datetime],
         *,
-        template: str,
         depends: tuple[int, ...] | None = None,
     ) -> None:
         self._data, self._now = data, now
-        self.template = template  # the route's path template, which the request metrics are labelled with
         # The counters (places in Versions) the answer is read from, when fewer than its module's kinds (ReadCache)
         self.depends = depends
         self._at: datetime | None = None  # the clock's time the envelope in _body was made at

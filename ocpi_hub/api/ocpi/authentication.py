@@ -85,6 +85,11 @@ def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     return found
 
 
+def leave_caller(scope: Scope, found: Caller) -> None:
+    """Leave the authenticated Caller on the request, for `caller` (the one place it is put)."""
+    scope.setdefault("state", {})[_STATE_KEY] = found
+
+
 def known_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | None:
     """The Caller, when authentication got as far as knowing it (an error answer may come before)."""
     found: Caller | None = connection.scope.get("state", {}).get(_STATE_KEY)
@@ -124,6 +129,6 @@ def authenticator(sessions: async_sessionmaker[AsyncSession], cache: AnswerCache
             traffic.attribute(found[0].id)
         if found is None or not access.allows(found[0]):
             raise errors.Unauthorized("missing or unknown credentials token")
-        request.scope["state"][_STATE_KEY] = Caller(found[0], found[1], seen)
+        leave_caller(request.scope, Caller(found[0], found[1], seen))
 
     return authenticate

@@ -11,7 +11,7 @@ around the stored JSON of its objects, joined as bytes, without decoding or enco
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
@@ -67,19 +67,29 @@ class SenderModule:
     page_depends: Callable[[PageQuery], tuple[int, ...] | None] | None = None
 
 
+# A Sender GET as ocpi_hub.api.ocpi.kept calls it without routing: its route's path template (the label of its
+# request metrics) and its function.
+Route = tuple[str, Callable[[AnyRequest], Awaitable[ASGIApp]]]
+# Every Sender GET by (version, module, the number of path parameters); their names, in the order of the path.
+Routes = dict[tuple[str, str, int], Route]
+PATH_PARAMETERS = ("object_id", "evse_uid", "connector_id")
+
+
 @dataclass(frozen=True)
 class SenderContext:
     settings: Settings
     clock: Callable[[], datetime]
     sessions: async_sessionmaker[AsyncSession]
     cache: AnswerCache
+    routes: Routes = field(default_factory=dict)  # filled by `handlers`
 
 
 def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[HTTPRouteHandler]:
     """The route handlers of `spec`'s Sender interface in `version`, mounted under /ocpi/{version}/{module}.
 
     They take no dependencies but the request: resolving dependencies per request cost half of the list's
-    throughput (bench/locations_bench.py); what they need is bound here."""
+    throughput (bench/locations_bench.py); what they need is bound here. They are put in `context.routes` too,
+    for ocpi_hub.api.ocpi.kept."""
     settings, sessions = context.settings, context.sessions
     answers = context.cache.module(spec.module, _KINDS[spec.module])
     url = f"{settings.public_url}/ocpi/{version}/{spec.module}"
@@ -94,7 +104,7 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
             headers |= routing_headers(request, settings, who.party)
             # Every answer depends on the partners too (their roles shape it).
             depends = None if depends is None else (Kind.PARTNERS, *depends)
-            return Answer(data, headers, context.clock, template=request.scope["path_template"], depends=depends)
+            return Answer(data, headers, context.clock, depends=depends)
 
         return await answers.answer(question(request.scope, who.partner.id), who.seen, answer)
 
@@ -172,4 +182,8 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
             return await cached(request, lambda: child(request, params["evse_uid"], params["connector_id"]))
 
         routes += [get_evse, get_connector]
+    prefix = f"/ocpi/{version}/{spec.module}"
+    for count, route in enumerate(routes):  # the list, then one more path parameter each
+        template = prefix + "".join(f"/{{{name}}}" for name in PATH_PARAMETERS[:count])
+        context.routes[(version, spec.module, count)] = template, route.fn
     return routes
