@@ -58,6 +58,7 @@ def read_now(session: AsyncSession) -> ReadNow | None:
 
 
 _SQLITE = sqlite.dialect(paramstyle="named")
+_MAPPED = 1 << 30  # 1 GiB: a database of 80,000 Locations; the rest of a larger file is read as usual
 
 
 class LoopReader:
@@ -68,9 +69,15 @@ class LoopReader:
     writer; when it would have to wait anyway (busy: no timeout is set), the read is left to the session.
 
     The connection is the freshness connection (ocpi_hub.db.freshness), which never writes. Each statement is its
-    own read transaction: one statement per answer, so an answer is one snapshot."""
+    own read transaction: one statement per answer, so an answer is one snapshot.
+
+    It reads the database file through a memory map (up to _MAPPED bytes of it) rather than a read() call per 4 kB
+    page: a page of 50 Locations from 10,000 took 90 µs of SQLite's time instead of 200 (docs/ocpi.md §11, where
+    the choice and its costs are written).
+    """
 
     def __init__(self, connection: sqlite3.Connection) -> None:
+        connection.execute(f"PRAGMA mmap_size={_MAPPED}")
         self._connection = connection
         self._compiled: dict[ClauseElement, tuple[str, dict[str, Any]]] = {}
 
