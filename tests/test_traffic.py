@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub.client import OcpiClient, PoolPerOrigin
+from ocpi_hub.db import traffic as db_traffic
 from ocpi_hub.db.traffic import SentDelivery, TrafficEntry
 from ocpi_hub.push.worker import PushWorker
 from ocpi_hub.traffic import Direction, TrafficLog, safe_body, safe_path, talking_to
@@ -313,3 +314,37 @@ async def test_entries_of_a_partner_removed_meanwhile_are_left_out_and_the_rest_
     assert sorted(e["path"] for e in outbound) == ["/kept-1", "/kept-2"]
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(TrafficEntry)) == 2
+
+
+async def test_a_batch_longer_than_one_statement_is_written_whole_and_in_order(
+    hub: Hub, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """On SQLite a batch is inserted as one statement of many rows, 1,000 at most (db/traffic.py): a longer one
+    is cut, and every entry arrives with its own values, in order."""
+    partner_id = await connect(hub, emsp)
+    at = hub.clock()
+    no_error_nor_bodies = (None, None, None)
+    rows = [
+        (
+            partner_id,
+            at,
+            "inbound",
+            "GET",
+            f"/locations?offset={n}",
+            200,
+            1000,
+            n / 100,
+            f"r{n}",
+            None,
+            *no_error_nor_bodies,
+        )
+        for n in range(1001)
+    ]
+    async with sessions() as session:
+        assert await db_traffic.add_entries(session, rows) == 1001
+    async with sessions() as session:
+        stored = (await session.execute(select(TrafficEntry).order_by(TrafficEntry.id))).scalars().all()
+    assert [(e.path, e.duration_ms, e.request_id, e.correlation_id) for e in stored] == [
+        (f"/locations?offset={n}", n / 100, f"r{n}", None) for n in range(1001)
+    ]
+    assert {e.at for e in stored} == {at}

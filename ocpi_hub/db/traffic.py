@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.changes import Method, ObjectKey
@@ -116,10 +116,10 @@ async def add_entries(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) ->
     if not rows:
         return 0
     connection = await session.connection()
-    sql, convert = _driver_insert(connection.dialect)
+    _, convert = _driver_insert(connection.dialect)
     values = [convert(row) for row in rows]
     try:
-        await connection.exec_driver_sql(sql, values)
+        await _insert(connection, values)
         await session.commit()
         return len(rows)
     except IntegrityError:
@@ -128,9 +128,29 @@ async def add_entries(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) ->
     known = set((await session.execute(select(Partner.id).where(Partner.id.in_(wanted)))).scalars())
     kept = [value for value in values if value[_PARTNER_ID] in known]
     if kept:
-        await (await session.connection()).exec_driver_sql(sql, kept)
+        await _insert(await session.connection(), kept)
     await session.commit()
     return len(kept)
+
+
+# Rows per INSERT on SQLite: 13 parameters each, within SQLite's 32,766 parameters per statement.
+_SQLITE_ROWS = 1000
+
+
+async def _insert(connection: AsyncConnection, values: list[tuple[Any, ...]]) -> None:
+    """Insert traffic entries (the driver's values). On SQLite, one statement of many rows: sqlite3's executemany
+    lets go of Python's lock (the GIL) around every row, and aiosqlite's thread must then take it back from the
+    event loop, which under a busy crawl costs far more than the insert (docs/operations.md §7.2). asyncpg sends
+    a batch in one go anyway."""
+    sql, _ = _driver_insert(connection.dialect)
+    if connection.dialect.name != "sqlite":
+        await connection.exec_driver_sql(sql, values)
+        return
+    head, _, row = sql.partition(" VALUES ")
+    for start in range(0, len(values), _SQLITE_ROWS):
+        chunk = values[start : start + _SQLITE_ROWS]
+        flat = tuple(value for entry in chunk for value in entry)
+        await connection.exec_driver_sql(f"{head} VALUES {', '.join([row] * len(chunk))}", flat)
 
 
 @functools.cache
