@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
@@ -65,7 +64,7 @@ async def measure(database_url: str, requests: int) -> dict[str, float]:
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     lifespan = asyncio.create_task(app(scope, lifespan_receive, lifespan_send))  # type: ignore[arg-type]
     await started.wait()
-    authorization = b"Token " + base64.b64encode(lb.TOKEN.encode())
+    authorization = lb.AUTH.partition(": ")[2].encode()
     statuses: list[int] = []
 
     async def receive() -> dict[str, Any]:

@@ -214,10 +214,6 @@ class AnswerCache(Collector):
         """The answers of `module` (the same for every OCPI version), read from data of `kind`."""
         return self._modules.setdefault(module, Answers(kind))
 
-    def answers_of(self, module: str) -> Answers | None:
-        """The answers of `module`, if it has any (ocpi_hub.api.ocpi.kept)."""
-        return self._modules.get(module)
-
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(
             "ocpi_hub_answers",

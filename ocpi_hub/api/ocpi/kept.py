@@ -52,8 +52,7 @@ async def _answer(scope: HTTPScope, receive: Receive, cache: AnswerCache, routes
     if len(parts) < 4 or parts[1] != "ocpi" or "" in parts[2:]:
         return None  # an empty part (a trailing or doubled slash) is left to Litestar's normalising
     route = routes.get((parts[2], parts[3], len(parts) - 4))
-    answers = cache.answers_of(parts[3])
-    if route is None or answers is None:
+    if route is None:
         return None
     try:
         seen = await cache.version()
@@ -64,14 +63,13 @@ async def _answer(scope: HTTPScope, receive: Receive, cache: AnswerCache, routes
         return None
     partner, token = found
     traffic.attribute(partner.id)  # as authentication does: the request is the partner's traffic
-    template, read = route
-    scope["path_template"] = template
-    answer = answers.kept.get(question(scope, partner.id), seen)
+    scope["path_template"] = route.template
+    answer = route.answers.kept.get(question(scope, partner.id), seen)
     if answer is not None:
         return answer
     scope["path_params"] = dict(zip(PATH_PARAMETERS, parts[4:], strict=False))
     leave_caller(scope, Caller(partner, token, seen))
     try:
-        return await read(Request(scope, receive))
+        return await route.read(Request(scope, receive))
     except Exception:  # raised again by the route, where the boundary answers it
         return None

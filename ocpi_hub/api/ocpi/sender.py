@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ocpi_hub import errors
 from ocpi_hub.api.ocpi import paging
-from ocpi_hub.api.ocpi.answer_cache import Answer, AnswerCache, question
+from ocpi_hub.api.ocpi.answer_cache import Answer, AnswerCache, Answers, question
 from ocpi_hub.api.ocpi.authentication import caller
 from ocpi_hub.api.ocpi.transport import AnyRequest, addressed_party, routing_headers
 from ocpi_hub.db.freshness import Kind
@@ -67,9 +67,15 @@ class SenderModule:
     page_depends: Callable[[PageQuery], tuple[int, ...] | None] | None = None
 
 
-# A Sender GET as ocpi_hub.api.ocpi.kept calls it without routing: its route's path template (the label of its
-# request metrics) and its function.
-Route = tuple[str, Callable[[AnyRequest], Awaitable[ASGIApp]]]
+@dataclass(frozen=True)
+class Route:
+    """A Sender GET as ocpi_hub.api.ocpi.kept calls it without routing."""
+
+    template: str  # its route's path template, the label of its request metrics
+    read: Callable[[AnyRequest], Awaitable[ASGIApp]]  # its function
+    answers: Answers  # its module's kept answers
+
+
 # Every Sender GET by (version, module, the number of path parameters); their names, in the order of the path.
 Routes = dict[tuple[str, str, int], Route]
 PATH_PARAMETERS = ("object_id", "evse_uid", "connector_id")
@@ -185,5 +191,5 @@ def handlers(spec: SenderModule, version: str, context: SenderContext) -> list[H
     prefix = f"/ocpi/{version}/{spec.module}"
     for count, route in enumerate(routes):  # the list, then one more path parameter each
         template = prefix + "".join(f"/{{{name}}}" for name in PATH_PARAMETERS[:count])
-        context.routes[(version, spec.module, count)] = template, route.fn
+        context.routes[(version, spec.module, count)] = Route(template, route.fn, answers)
     return routes
