@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -139,6 +143,31 @@ async def test_a_failing_partner_shows_in_the_api_and_the_metrics_until_it_recov
     samples = await scrape(hub)
     assert samples[("ocpi_hub_partner_failing", labels(partner_id))] == 0
     assert samples[("ocpi_hub_delivery_last_success_timestamp_seconds", labels(partner_id))] > 0
+
+
+async def test_every_round_that_delivers_moves_last_success_at_and_logs_nothing(
+    hub_factory: HubFactory,
+    emsp: FakeEmsp,
+    sessions: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = await hub_factory(push_worker=False)
+    partner_id = await connect(hub, emsp)
+    clock = hub.clock
+    assert isinstance(clock, MovableClock)
+    seen = []
+    async with PoolPerOrigin() as pools:
+        worker = PushWorker(sessions, OcpiClient(pools, timeout=2), hub.settings, clock=clock)
+        for name in ("LOC1", "LOC2", "LOC3"):
+            await put_location(hub, name)
+            with caplog.at_level(logging.INFO, logger="ocpi_hub.push.worker"):
+                assert await worker.step() == 1
+            shown = await partner(hub, partner_id)
+            assert (shown["health"], shown["backlog"], shown["last_error"]) == ("ok", 0, None)
+            seen.append(datetime.fromisoformat(str(shown["last_success_at"])))
+            clock.advance(60)
+    assert [later - earlier for earlier, later in itertools.pairwise(seen)] == [timedelta(seconds=60)] * 2
+    assert not [r for r in caplog.records if r.name == "ocpi_hub.push.worker"]  # no state changed
 
 
 async def test_the_worker_counts_what_it_sent(hub: Hub, emsp: FakeEmsp) -> None:

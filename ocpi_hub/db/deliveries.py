@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -237,19 +238,50 @@ class Due:
         return self.module, self.key.id.upper()
 
 
-async def due(session: AsyncSession, partner_id: int, *, now: datetime, limit: int) -> list[Due]:
-    """The partner's next pending deliveries that are due, in delivery order, except those of objects with a
-    delivery that waits for its retry (one object's pushes reach the partner in order) and those that wait for a
-    delivery of another module (WAITS_FOR)."""
-    mine = and_(_t.c.partner_id == partner_id, _PENDING)
+def _due_query() -> Select[Any]:
+    mine = and_(_t.c.partner_id == bindparam("partner_id"), _PENDING)
+    now = bindparam("now", type_=UtcDateTime)
     # Not correlated: the (few) objects waiting for a retry are found once per batch, not once per row.
     waiting = select(_t.c.module, func.upper(_t.c.object_id)).where(mine, _t.c.next_attempt_at > now)
     conditions = [mine, _t.c.next_attempt_at <= now, tuple_(_t.c.module, func.upper(_t.c.object_id)).not_in(waiting)]
     for module, method, first, first_method in WAITS_FOR:
         barrier = select(func.min(_t.c.id)).where(mine, _of(_t, first, first_method)).scalar_subquery()
         conditions.append(or_(~_of(_t, module, method), barrier.is_(None), _t.c.id < barrier))
-    query = select(_t).where(*conditions).order_by(_t.c.id).limit(limit)
-    return [_due(row) for row in await session.execute(query)]
+    return select(_t).where(*conditions).order_by(_t.c.id).limit(bindparam("limit", type_=Integer))
+
+
+# The push worker's statements, built once with parameters: each of its rounds makes them, and building a
+# statement and its cache key cost more than SQLite takes to run it (docs/ocpi.md §11, "The push worker's rounds").
+_DUE = _due_query()
+_ROWS = select(_t.c.id).where(_t.c.id.in_(bindparam("ids", expanding=True))).with_for_update(skip_locked=True)
+_PENDING_ROWS = _ROWS.where(_PENDING)
+_TAKE = (
+    update(_t)
+    .where(_t.c.id.in_(bindparam("ids", expanding=True)), _PENDING, _t.c.next_attempt_at <= bindparam("now"))
+    .values(next_attempt_at=bindparam("until"))
+    .returning(_t.c.id, _t.c.revision, _t.c.method, _t.c.fields)
+)
+_DUE_AGAIN = (
+    update(_t).where(_t.c.id.in_(bindparam("ids", expanding=True)), _PENDING).values(next_attempt_at=bindparam("now"))
+)
+_SENT = delete(_t).where(tuple_(_t.c.id, _t.c.revision).in_(bindparam("sent", expanding=True)))
+
+
+async def due(session: AsyncSession, partner_id: int, *, now: datetime, limit: int) -> list[Due]:
+    """The partner's next pending deliveries that are due, in delivery order, except those of objects with a
+    delivery that waits for its retry (one object's pushes reach the partner in order) and those that wait for a
+    delivery of another module (WAITS_FOR)."""
+    rows = await session.execute(_DUE, {"partner_id": partner_id, "now": now, "limit": limit})
+    return [_due(row) for row in rows]
+
+
+async def _free(session: AsyncSession, rows: Select[Any], ids: Iterable[int]) -> set[int]:
+    """Those of `ids` that `rows` finds and no other transaction holds, locked until commit (PostgreSQL). SQLite
+    has one writer at a time and no row locks: there all are taken as found, and the statements that write them
+    check what `rows` would have, at no extra round trip."""
+    if session.get_bind().dialect.name != "postgresql":
+        return set(ids)
+    return set((await session.execute(rows, {"ids": list(ids)})).scalars())
 
 
 def _due(row: Any) -> Due:
@@ -277,16 +309,10 @@ async def claim(session: AsyncSession, partner_id: int, *, now: datetime, limit:
     candidates = await due(session, partner_id, now=now, limit=limit)
     if not candidates:
         return []
-    wanted = select(_t.c.id).where(_t.c.id.in_([d.id for d in candidates]), _PENDING)
-    locked = list((await session.execute(wanted.with_for_update(skip_locked=True))).scalars())
+    locked = await _free(session, _PENDING_ROWS, (d.id for d in candidates))
     # Taken only if still due when written: SQLite reads the candidates before its transaction begins (at the
     # first write), so another process may have taken some in between.
-    taken = await session.execute(
-        update(_t)
-        .where(_t.c.id.in_(locked), _PENDING, _t.c.next_attempt_at <= now)
-        .values(next_attempt_at=now + lease)
-        .returning(_t.c.id, _t.c.revision, _t.c.method, _t.c.fields)
-    )
+    taken = await session.execute(_TAKE, {"ids": sorted(locked), "now": now, "until": now + lease})
     # The delivery as taken: a change merged in between the query and the write raised its revision and may have
     # changed its method and fields. The bodies are read after this, in this transaction, so a send covers what was
     # taken; with the queried method and fields, the merged change's fields would be left out and yet counted sent.
@@ -373,12 +399,10 @@ async def settle(session: AsyncSession, outcomes: Outcomes, *, now: datetime) ->
     # than wait (which could deadlock with that transaction). Until it is settled it keeps the claim's
     # next_attempt_at, so the caller settles it again once the change has committed; were that never to happen,
     # the lease runs out and it is sent again, as it must be. SQLite has no row locks: nothing is skipped there.
-    free = set(
-        (await session.execute(select(_t.c.id).where(_t.c.id.in_(ids)).with_for_update(skip_locked=True))).scalars()
-    )
+    free = await _free(session, _ROWS, ids)
     here = outcomes.of(free)
     if here.sent:
-        await session.execute(delete(_t).where(tuple_(_t.c.id, _t.c.revision).in_(here.sent)))
+        await session.execute(_SENT, {"sent": list(here.sent)})
     for r in here.retry:
         await session.execute(
             update(_t)
@@ -393,7 +417,7 @@ async def settle(session: AsyncSession, outcomes: Outcomes, *, now: datetime) ->
         )
     due_again = [i for i, _ in here.sent] + [d.id for d in here.dead] + list(here.released)
     if due_again:  # those still pending (changed meanwhile, or never tried): due at once
-        await session.execute(update(_t).where(_t.c.id.in_(due_again), _PENDING).values(next_attempt_at=now))
+        await session.execute(_DUE_AGAIN, {"ids": due_again, "now": now})
     delivered = dict(here.appended)
     if delivered:
         again = await session.execute(select(_t.c.id, _t.c.fields).where(_t.c.id.in_(delivered), _PENDING))

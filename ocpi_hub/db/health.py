@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Integer, String, Table, delete, func, select
+from sqlalchemy import CursorResult, ForeignKey, Integer, String, Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,6 +51,14 @@ class Outcome:
     failure: Failure | None  # the last failed attempt, if any
 
 
+_h = cast(Table, PartnerHealth.__table__)
+_STILL_HEALTHY = (
+    update(_h)
+    .where(_h.c.partner_id == bindparam("partner"), _h.c.module == bindparam("of_module"), _h.c.failing_since.is_(None))
+    .values(last_success_at=bindparam("at"))
+)
+
+
 async def record(
     session: AsyncSession, partner_id: int, outcomes: Sequence[Outcome], *, now: datetime
 ) -> dict[str, bool]:
@@ -58,6 +66,12 @@ async def record(
     (True: it started failing; False: it recovered). A round that delivered anything counts as a success."""
     changed: dict[str, bool] = {}
     for outcome in outcomes:
+        # Most rounds deliver everything to a partner that was not failing: then one statement records it, and it
+        # changes no state (the row, held until commit, is not failing; a concurrent worker's UPDATE waits).
+        if outcome.sent and outcome.failure is None:
+            healthy = {"partner": partner_id, "of_module": outcome.module, "at": now}
+            if cast(CursorResult[Any], await session.execute(_STILL_HEALTHY, healthy)).rowcount == 1:
+                continue
         # Workers on other processes may record the same partner at once: create the row without a conflict,
         # then hold it until commit, so that exactly one of them sees (and logs) a change of state.
         key = {"partner_id": partner_id, "module": outcome.module}
