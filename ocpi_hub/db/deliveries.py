@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     ForeignKey,
     Index,
     Insert,
@@ -401,8 +402,11 @@ async def settle(session: AsyncSession, outcomes: Outcomes, *, now: datetime) ->
     # the lease runs out and it is sent again, as it must be. SQLite has no row locks: nothing is skipped there.
     free = await _free(session, _ROWS, ids)
     here = outcomes.of(free)
+    changed_on_the_way: list[int] = []  # sent, but a change merged in meanwhile raised the revision
     if here.sent:
-        await session.execute(_SENT, {"sent": list(here.sent)})
+        deleted = cast(CursorResult[Any], await session.execute(_SENT, {"sent": list(here.sent)})).rowcount
+        if deleted != len(here.sent):  # (id, revision) names one row: when all went, none is left to look for
+            changed_on_the_way = [i for i, _ in here.sent]
     for r in here.retry:
         await session.execute(
             update(_t)
@@ -415,7 +419,7 @@ async def settle(session: AsyncSession, outcomes: Outcomes, *, now: datetime) ->
             .where(_t.c.id == d.id, _t.c.revision == d.revision)
             .values(state=DeliveryState.DEAD, attempts=_t.c.attempts + 1, last_error=storable(d.error, 1000))
         )
-    due_again = [i for i, _ in here.sent] + [d.id for d in here.dead] + list(here.released)
+    due_again = changed_on_the_way + [d.id for d in here.dead] + list(here.released)
     if due_again:  # those still pending (changed meanwhile, or never tried): due at once
         await session.execute(_DUE_AGAIN, {"ids": due_again, "now": now})
     delivered = dict(here.appended)
