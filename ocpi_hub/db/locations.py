@@ -378,11 +378,17 @@ def _page_statement(version: str, dated_from: bool, dated_to: bool, of_party: bo
 EVERY: Select[Any] = select(_rows.c.country_code, _rows.c.party_id, _rows.c.id).order_by(_rows.c.seq)
 
 
-async def bodies(session: AsyncSession, location_ids: Sequence[str], version: str) -> dict[str, bytes]:
-    """The JSON of these Locations for `version` (by upper-cased id), as the push worker sends them."""
-    query = (
+# Built once per version: the push worker asks it every round (docs/ocpi.md §11, "The push worker's rounds").
+@cache
+def _bodies_statement(version: str) -> Select[tuple[str, bytes]]:
+    return (
         select(_rows.c.key, _body(version).label("body"))
         .join_from(_rows, _docs, _docs.c.seq == _rows.c.seq)
-        .where(_rows.c.key.in_({i.upper() for i in location_ids}))
+        .where(_rows.c.key.in_(bindparam("keys", expanding=True)))
     )
-    return {row.key: row.body for row in await session.execute(query)}
+
+
+async def bodies(session: AsyncSession, location_ids: Sequence[str], version: str) -> dict[str, bytes]:
+    """The JSON of these Locations for `version` (by upper-cased id), as the push worker sends them."""
+    keys = sorted({i.upper() for i in location_ids})
+    return {row.key: row.body for row in await session.execute(_bodies_statement(version), {"keys": keys})}

@@ -11,6 +11,7 @@ so that two concurrent writes of one Session cannot both win (db/transaction.py)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,9 +21,11 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     LargeBinary,
+    Select,
     String,
     Table,
     and_,
+    bindparam,
     false,
     func,
     insert,
@@ -265,9 +268,15 @@ async def _document(session: AsyncSession, table: Table, object_id: str) -> Docu
     return Document(row.body, row.country_code, row.party_id, reader=(row.emsp_country_code, row.emsp_party_id))
 
 
+# Built once per table: the push worker asks it every round (docs/ocpi.md §11, "The push worker's rounds").
+@functools.cache
+def _bodies_statement(table: Table) -> Select[tuple[str, bytes]]:
+    return select(table.c.key, table.c.body).where(table.c.key.in_(bindparam("keys", expanding=True)))
+
+
 async def _bodies(session: AsyncSession, table: Table, ids: Sequence[str]) -> dict[str, bytes]:
-    query = select(table.c.key, table.c.body).where(table.c.key.in_({i.upper() for i in ids}))
-    return {row.key: row.body for row in await session.execute(query)}
+    keys = sorted({i.upper() for i in ids})
+    return {row.key: row.body for row in await session.execute(_bodies_statement(table), {"keys": keys})}
 
 
 async def session_page(session: AsyncSession, query: PageQuery, *, version: str) -> tuple[int, list[bytes]]:
