@@ -1,20 +1,34 @@
 """What every Sender list reads from its module's tables (docs/ocpi.md §1.7): a page and one object, and how they
-can be read at once on a SQLite database (LoopReader)."""
+can be read at once on a SQLite database (LoopReader); and the bodies the push worker sends."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
 log = logging.getLogger(__name__)
+
+
+async def bodies_of(session: AsyncSession, table: Table, ids: Sequence[str]) -> dict[str, bytes]:
+    """The `body` of these objects of `table` (by its upper-cased `key`), as the push worker sends them."""
+    keys = sorted({i.upper() for i in ids})
+    return {row.key: row.body for row in await session.execute(_bodies_statement(table), {"keys": keys})}
+
+
+# Built once per table: the push worker asks it every round (docs/ocpi.md §11, "The push worker's rounds").
+@functools.cache
+def _bodies_statement(table: Table) -> Select[tuple[str, bytes]]:
+    return select(table.c.key, table.c.body).where(table.c.key.in_(bindparam("keys", expanding=True)))
 
 
 @dataclass(frozen=True)

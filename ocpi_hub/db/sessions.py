@@ -11,7 +11,6 @@ so that two concurrent writes of one Session cannot both win (db/transaction.py)
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +20,9 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     LargeBinary,
-    Select,
     String,
     Table,
     and_,
-    bindparam,
     false,
     func,
     insert,
@@ -37,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.db.base import Base, UtcDateTime
-from ocpi_hub.db.sender import Document, PageQuery
+from ocpi_hub.db.sender import Document, PageQuery, bodies_of
 from ocpi_hub.db.text import storable
 from ocpi_hub.db.transaction import ConcurrentWriteError
 
@@ -268,17 +265,6 @@ async def _document(session: AsyncSession, table: Table, object_id: str) -> Docu
     return Document(row.body, row.country_code, row.party_id, reader=(row.emsp_country_code, row.emsp_party_id))
 
 
-# Built once per table: the push worker asks it every round (docs/ocpi.md §11, "The push worker's rounds").
-@functools.cache
-def _bodies_statement(table: Table) -> Select[tuple[str, bytes]]:
-    return select(table.c.key, table.c.body).where(table.c.key.in_(bindparam("keys", expanding=True)))
-
-
-async def _bodies(session: AsyncSession, table: Table, ids: Sequence[str]) -> dict[str, bytes]:
-    keys = sorted({i.upper() for i in ids})
-    return {row.key: row.body for row in await session.execute(_bodies_statement(table), {"keys": keys})}
-
-
 async def session_page(session: AsyncSession, query: PageQuery, *, version: str) -> tuple[int, list[bytes]]:
     return await _page(session, _s, query)
 
@@ -296,11 +282,11 @@ async def cdr_document(session: AsyncSession, cdr_id: str, *, version: str) -> D
 
 
 async def session_bodies(session: AsyncSession, ids: Sequence[str], version: str) -> dict[str, bytes]:
-    return await _bodies(session, _s, ids)
+    return await bodies_of(session, _s, ids)
 
 
 async def cdr_bodies(session: AsyncSession, ids: Sequence[str], version: str) -> dict[str, bytes]:
-    return await _bodies(session, _c, ids)
+    return await bodies_of(session, _c, ids)
 
 
 async def active_count(session: AsyncSession) -> int:

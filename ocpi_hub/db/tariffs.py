@@ -26,7 +26,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    bindparam,
     delete,
     func,
     insert,
@@ -38,7 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ocpi_hub.db.base import Base, UtcDateTime
 from ocpi_hub.db.locations import LocationRow
-from ocpi_hub.db.sender import Document, PageQuery
+from ocpi_hub.db.sender import Document, PageQuery, bodies_of
 
 
 class Origin(enum.StrEnum):
@@ -189,14 +188,9 @@ async def unused(session: AsyncSession, *, origin: Origin) -> list[str]:
     return list((await session.execute(query)).scalars())
 
 
-# Built once: the push worker asks it every round (docs/ocpi.md §11, "The push worker's rounds").
-_BODIES = select(_t.c.key, _t.c.body).where(_t.c.key.in_(bindparam("keys", expanding=True)))
-
-
 async def bodies(session: AsyncSession, tariff_ids: Sequence[str], version: str) -> dict[str, bytes]:
     """The JSON of these Tariffs (by upper-cased id); the same for every version."""
-    keys = sorted({i.upper() for i in tariff_ids})
-    return {row.key: row.body for row in await session.execute(_BODIES, {"keys": keys})}
+    return await bodies_of(session, _t, tariff_ids)
 
 
 async def page(session: AsyncSession, query: PageQuery, *, version: str) -> tuple[int, list[bytes]]:
