@@ -1,9 +1,14 @@
 """SQLite through aiosqlite with one round trip per statement (ocpi_hub/db/sqlite_driver.py): a statement is one call
-on aiosqlite's thread, and it leaves what SQLAlchemy reads of a cursor as sqlite3 gives it."""
+on aiosqlite's thread, or none in an `on_the_loop()` block unless it meets another writer's lock, and it leaves what
+SQLAlchemy reads of a cursor as sqlite3 gives it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiosqlite
@@ -15,13 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ocpi_hub.db import sqlite_driver
 
 
-@pytest.fixture
-async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+@pytest.fixture(params=["thread", "loop"])
+async def connection(engine: AsyncEngine, request: pytest.FixtureRequest) -> AsyncIterator[AsyncConnection]:
+    """A connection whose statements run on aiosqlite's thread, or on the event loop's (`on_the_loop`)."""
     if engine.dialect.name != "sqlite":
         pytest.skip("the SQLite driver only")
-    async with engine.connect() as connection:
-        await connection.execute(text("CREATE TEMP TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INTEGER)"))
-        yield connection
+    where = sqlite_driver.on_the_loop() if request.param == "loop" else contextlib.nullcontext()
+    with where:
+        async with engine.connect() as connection:
+            await connection.execute(text("CREATE TEMP TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INTEGER)"))
+            yield connection
 
 
 @pytest.fixture
@@ -38,12 +46,16 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return made
 
 
-async def test_a_statement_is_one_round_trip_to_the_sqlite_thread(
+async def test_a_statement_is_one_round_trip_to_the_sqlite_thread_and_none_on_the_loop(
     connection: AsyncConnection, calls: list[str]
 ) -> None:
     await connection.execute(text("INSERT INTO t (name, n) VALUES ('a', 1)"))
     assert (await connection.execute(text("SELECT name, n FROM t"))).all() == [("a", 1)]
-    assert len(calls) == 2  # SQLAlchemy's own adapter: 7 (cursor, execute, close; cursor, execute, fetchall, close)
+    on_the_loop = sqlite_driver._ON_THE_LOOP.get()
+    # SQLAlchemy's own adapter: 7 (cursor, execute, close; cursor, execute, fetchall, close)
+    assert calls == ([] if on_the_loop else ["_run", "_run"])
+    await connection.commit()
+    assert calls[-1] == "commit"  # on aiosqlite's thread either way: it may checkpoint the WAL into the file
 
 
 async def test_a_connection_given_back_after_its_commit_costs_no_call(engine: AsyncEngine, calls: list[str]) -> None:
@@ -93,3 +105,49 @@ async def test_errors_are_sqlalchemys_and_name_the_cause(connection: AsyncConnec
     with pytest.raises(OperationalError, match="no such column: missing"):
         await connection.execute(text("SELECT missing FROM t"))
     assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1  # still usable
+
+
+@contextlib.contextmanager
+def another_writer(engine: AsyncEngine) -> Iterator[sqlite3.Connection]:
+    """SQLite's write lock, held by another connection (as `ocpi-hub sync` in its own process holds it)."""
+    assert engine.url.database
+    other = sqlite3.connect(engine.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield other
+    finally:
+        other.close()
+
+
+async def test_on_the_loop_a_write_that_meets_a_lock_waits_for_it_on_the_sqlite_thread(
+    engine: AsyncEngine, calls: list[str]
+) -> None:
+    """The loop goes on serving while the write waits; the write is made once the lock is free, and the
+    connection's wait for locks is as it was."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the SQLite driver only")
+    insert = text("INSERT INTO change_counters (kind, shard, version) VALUES ('a', 0, 0)")
+
+    async def write() -> None:
+        with sqlite_driver.on_the_loop():
+            async with engine.connect() as connection:
+                before = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+                await connection.exec_driver_sql("PRAGMA busy_timeout = 5000")  # a wait on the loop: 5 s blocked
+                await connection.execute(insert)
+                await connection.commit()
+                assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one() == 5000
+                await connection.exec_driver_sql(f"PRAGMA busy_timeout = {before}")
+
+    with another_writer(engine) as other:
+        writing = asyncio.create_task(write())
+        started = time.monotonic()
+        await asyncio.sleep(0.2)
+        assert time.monotonic() - started < 1  # the loop was not stopped by the write's wait
+        assert not writing.done()  # neither failed ("database is locked") nor written past the lock
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 5)
+    # On aiosqlite's thread: the two PRAGMAs before, the insert (once, as it found the lock), the commit and the
+    # two PRAGMAs after.
+    assert calls == ["_run", "_run", "_run", "commit", "_run", "_run"]
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT kind FROM change_counters"))).all() == [("a",)]

@@ -12,12 +12,19 @@ thread in one go, and what SQLAlchemy asks of the cursor afterwards (description
 kept. And a rollback with no transaction open (the pool's, after a commit) is no call at all. Everything else is
 SQLAlchemy's adapter: the connection, commit and rollback, and the server-side cursor of streamed results
 (`stream()`), which fetches as it goes.
+
+In an `on_the_loop()` block (short writes: a status change, the push worker's rounds) a statement runs on the event
+loop's own thread, with no round trip at all, unless SQLite finds a lock taken: then it goes to aiosqlite's thread to
+wait there (docs/ocpi.md §11, "Short writes on the event loop's thread").
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import aiosqlite
@@ -49,6 +56,46 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         return cursor.description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
+
+
+_ON_THE_LOOP = contextvars.ContextVar("ocpi_hub.sqlite_on_the_loop", default=False)
+
+
+@contextlib.contextmanager
+def on_the_loop() -> Iterator[None]:
+    """SQLite statements made in this block (this task, and the tasks it starts) run on the event loop's thread.
+    For short statements only: a long one (a sync's batch, a prune) would stop every request while it runs."""
+    token = _ON_THE_LOOP.set(True)
+    try:
+        yield
+    finally:
+        _ON_THE_LOOP.reset(token)
+
+
+def _at_once(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome | None:
+    """On the event loop's thread: the whole statement, or None when it would have to wait for a lock (another
+    connection writes), having changed nothing, or is a PRAGMA (rare, and the busy timeout this sets for a moment
+    must read as it was set)."""
+    if operation.lstrip()[:6].upper() == "PRAGMA":
+        return None
+    began = connection.in_transaction
+    # No wait on the loop: SQLite answers "busy" at once instead of sleeping in its busy handler.
+    timeout = connection.execute("PRAGMA busy_timeout").fetchone()[0]
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        return _run(connection, operation, parameters, many)
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        # SQLite undid the statement; it runs again on aiosqlite's thread, where it waits as it would have in the
+        # first place. The transaction sqlite3 began for it (a first write) holds nothing yet: it is rolled back, as
+        # SQLite's documentation asks of a busy statement in a transaction, and begun again there. One that was
+        # open before is left open.
+        if not began and connection.in_transaction:
+            connection.rollback()
+        return None
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={timeout}")
 
 
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
@@ -97,7 +144,9 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
     async def _statement(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection = self._connection
         async with self._adapt_connection._execute_mutex:
-            outcome: _Outcome = await connection._execute(_run, connection._conn, operation, parameters, many)
+            outcome = _at_once(connection._conn, operation, parameters, many) if _ON_THE_LOOP.get() else None
+            if outcome is None:
+                outcome = await connection._execute(_run, connection._conn, operation, parameters, many)
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = collections.deque(rows or ())
 

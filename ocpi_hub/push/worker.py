@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ocpi_hub import traffic
 from ocpi_hub.changes import Method, Written
 from ocpi_hub.client import OcpiClient, PartnerCallError, PoolPerOrigin
-from ocpi_hub.db import deliveries, health, leases, partners
+from ocpi_hub.db import deliveries, health, leases, partners, sqlite_driver
 from ocpi_hub.db import traffic as kept
 from ocpi_hub.db.deliveries import Dead, Due, Outcomes, Retry
 from ocpi_hub.db.outage import Outage
@@ -255,31 +255,32 @@ class PushWorker:
     async def _round(self, partner_id: int, head: int | None) -> tuple[int, int | None]:
         """Send the partner's next batch of due deliveries; returns (how many were tried, the delivery whose retry
         to wait for while the partner itself fails)."""
-        await self._settle_again(partner_id)
-        async with self.sessions() as session:
-            partner = await partners.by_id(session, partner_id)
-            receiver = (
-                Receiver.of(partner, self.keyring) if partner and partner.state == PartnerState.REGISTERED else None
-            )
-            if receiver is None:
-                raise _GoneError
-            now = self.clock()
-            # The wait is read from the table, so that it is the one a restart (or an operator) sees.
-            if head is not None and await deliveries.waiting(session, head, now=now):
-                return 0, head
-            batch = await deliveries.claim(session, partner_id, now=now, limit=self.batch, lease=self.lease)
-            bodies: dict[tuple[str, str], bytes] = {}
-            targets: dict[tuple[str, str], str] = {}
-            for module in {d.module for d in batch}:
-                ids = [d.key.id for d in batch if d.module == module]
-                found = await BODIES[module](session, ids, receiver.version) if module in BODIES else {}
-                bodies |= {(module, key): body for key, body in found.items()}
-                urls = await TARGETS[module](session, ids) if module in TARGETS else {}
-                targets |= {(module, key.upper()): url for key, url in urls.items()}
-            await session.commit()  # the claim: other workers see it before anything is sent
-        if not batch:
-            return 0, None
-        return len(batch), await self._send(partner_id, receiver, batch, bodies, targets, claimed_at=now)
+        with sqlite_driver.on_the_loop():  # a round makes short statements only (claim, bodies, outcomes)
+            await self._settle_again(partner_id)
+            async with self.sessions() as session:
+                partner = await partners.by_id(session, partner_id)
+                receiver = (
+                    Receiver.of(partner, self.keyring) if partner and partner.state == PartnerState.REGISTERED else None
+                )
+                if receiver is None:
+                    raise _GoneError
+                now = self.clock()
+                # The wait is read from the table, so that it is the one a restart (or an operator) sees.
+                if head is not None and await deliveries.waiting(session, head, now=now):
+                    return 0, head
+                batch = await deliveries.claim(session, partner_id, now=now, limit=self.batch, lease=self.lease)
+                bodies: dict[tuple[str, str], bytes] = {}
+                targets: dict[tuple[str, str], str] = {}
+                for module in {d.module for d in batch}:
+                    ids = [d.key.id for d in batch if d.module == module]
+                    found = await BODIES[module](session, ids, receiver.version) if module in BODIES else {}
+                    bodies |= {(module, key): body for key, body in found.items()}
+                    urls = await TARGETS[module](session, ids) if module in TARGETS else {}
+                    targets |= {(module, key.upper()): url for key, url in urls.items()}
+                await session.commit()  # the claim: other workers see it before anything is sent
+            if not batch:
+                return 0, None
+            return len(batch), await self._send(partner_id, receiver, batch, bodies, targets, claimed_at=now)
 
     async def _settle_again(self, partner_id: int) -> None:
         """Record the outcomes of the partner's last round that a change's lock made `settle` skip, so that a change

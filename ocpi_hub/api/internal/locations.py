@@ -15,6 +15,7 @@ from ocpi_hub import errors
 from ocpi_hub.api import deps
 from ocpi_hub.csms import location as csms
 from ocpi_hub.db import locations as locations_db
+from ocpi_hub.db import sqlite_driver
 from ocpi_hub.db.sender import PageQuery
 from ocpi_hub.errors import seed_errors
 from ocpi_hub.evsevo.convert import ConversionError
@@ -101,9 +102,10 @@ class LocationController(Controller):
         """Answers the EVSE as stored. The same status again changes nothing (last_updated included)."""
         status = _status(data.status)
         moment = now()
-        saved = await outbox.committed(
-            db, lambda: store.set_evse_status(db, locationId, evseUid, status, now=moment), now=moment
-        )
+        with sqlite_driver.on_the_loop():  # one row and its deliveries: short statements
+            saved = await outbox.committed(
+                db, lambda: store.set_evse_status(db, locationId, evseUid, status, now=moment), now=moment
+            )
         evse = store.find(saved.location.evses or (), evseUid, lambda e: e.uid)
         assert evse is not None  # set_evse_status found it
         return evse
