@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import httpx
 import pytest
 from sqlalchemy import text
@@ -151,3 +152,18 @@ async def emsp() -> AsyncIterator[FakeEmsp]:
     fake = FakeEmsp()
     async with serve(fake.app):
         yield fake
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls made on aiosqlite's threads from now on (SQLite): what went to its thread rather than running on
+    the event loop's (ocpi_hub/db/sqlite_driver.py)."""
+    made: list[str] = []
+    execute: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(getattr(fn, "__name__", repr(fn)))
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return made

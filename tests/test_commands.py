@@ -334,3 +334,31 @@ async def test_a_remote_start_to_its_cdr(hub: Hub, emsps: tuple[FakeEmsp, FakeEm
     assert cdr.body["total_energy"] == 20.0
     wrong = await hub.api("POST", "/sessions/S2/start", json=start_body(command_id=99999))
     assert (wrong.status_code, wrong.json()["error"]) == (400, "command_id: 99999 is not a START_SESSION command")
+
+
+async def test_the_gateways_reports_make_their_statements_on_the_event_loop_on_sqlite(
+    hub_factory: HubFactory, emsps: tuple[FakeEmsp, FakeEmsp], engine: AsyncEngine, calls: list[str]
+) -> None:
+    """A status change, a Session's start, reading and stop, and a command's result: under a busy crawl each trip
+    to aiosqlite's thread waits for a turn of the loop while the write lock is held (docs/ocpi.md §11, "Short writes
+    on the event loop's thread"), so only their commits go there."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: on PostgreSQL on_the_loop() changes nothing")
+    hub = await hub_factory(push_worker=False)  # no rounds of its own on the thread meanwhile
+    owner, _ = emsps
+    await connect(hub, owner, "token-owner")
+    await charging_site(hub)
+    assert (await command(hub, "START_SESSION", start_session(owner))).status_code == 200
+    [started] = await pending(hub)
+    reports = [
+        ("/location/LOC1/evse/E1/status", {"status": "CHARGING"}),
+        ("/sessions/S1/start", start_body()),
+        ("/sessions/S1/meter", {"timestamp": "2024-06-04T12:30:00Z", "energy_wh": 6000}),
+        ("/sessions/S1/stop", {"end_date_time": "2024-06-04T13:00:00Z", "meter_stop_wh": 11000}),
+        (f"/commands/{started['id']}/result", {"result": "ACCEPTED"}),
+    ]
+    for path, body in reports:
+        calls.clear()
+        answer = await hub.api("POST", path, json=body)
+        assert answer.status_code in (200, 201), answer.text
+        assert calls[:1] == ["commit"], (path, calls)  # nothing before it (the result's answer is read afterwards)

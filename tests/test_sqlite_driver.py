@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
-import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -30,20 +28,6 @@ async def connection(engine: AsyncEngine, request: pytest.FixtureRequest) -> Asy
         async with engine.connect() as connection:
             await connection.execute(text("CREATE TEMP TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INTEGER)"))
             yield connection
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The calls made on aiosqlite's threads from now on."""
-    made: list[str] = []
-    execute: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        made.append(getattr(fn, "__name__", repr(fn)))
-        return await execute(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return made
 
 
 async def test_a_statement_is_one_round_trip_to_the_sqlite_thread_and_none_on_the_loop(

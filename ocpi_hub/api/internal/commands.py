@@ -15,6 +15,7 @@ from ocpi_hub import errors
 from ocpi_hub.api import deps
 from ocpi_hub.changes import Written
 from ocpi_hub.db import commands as commands_db
+from ocpi_hub.db import sqlite_driver
 from ocpi_hub.errors import seed_errors
 from ocpi_hub.ocpi.commands import CommandResultType
 from ocpi_hub.ocpi.common import json_encoder
@@ -132,7 +133,8 @@ class CommandController(Controller):
         async def write() -> Written:
             return Written(await store.report(db, commandId, data.result, data.message, now=moment))
 
-        await outbox.committed(db, write, now=moment)
+        with sqlite_driver.on_the_loop():  # one command and its result's delivery: short statements
+            await outbox.committed(db, write, now=moment)
         found = await commands_db.load(db, commandId)
         assert found is not None
         return _json(_view(found))

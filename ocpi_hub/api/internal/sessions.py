@@ -14,6 +14,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from ocpi_hub.api import deps
 from ocpi_hub.csms.session import MeterRequest, StartRequest, StopRequest
 from ocpi_hub.db import sessions as sessions_db
+from ocpi_hub.db import sqlite_driver
 from ocpi_hub.db.sender import PageQuery
 from ocpi_hub.errors import seed_errors
 from ocpi_hub.ocpi.common import json_encoder
@@ -74,9 +75,10 @@ class SessionController(Controller):
     ) -> Response[bytes]:
         """201 with the OCPI Session; 200 when this very start was reported before (nothing written then)."""
         moment = now()
-        saved = await outbox.committed(
-            db, lambda: store.start(db, sessionId, data, now=moment, currency=config.currency), now=moment
-        )
+        with sqlite_driver.on_the_loop():  # a Session, its readings and one delivery: short statements
+            saved = await outbox.committed(
+                db, lambda: store.start(db, sessionId, data, now=moment, currency=config.currency), now=moment
+            )
         return _json(saved.session, 201 if saved.created else 200)
 
     @post(
@@ -95,7 +97,8 @@ class SessionController(Controller):
     ) -> Response[bytes]:
         """The Session, re-priced; energy_wh is the meter register (cumulative)."""
         moment = now()
-        saved = await outbox.committed(db, lambda: store.meter(db, sessionId, data, now=moment), now=moment)
+        with sqlite_driver.on_the_loop():
+            saved = await outbox.committed(db, lambda: store.meter(db, sessionId, data, now=moment), now=moment)
         return _json(saved.session)
 
     @post(
@@ -114,7 +117,8 @@ class SessionController(Controller):
     ) -> Response[bytes]:
         """The Session COMPLETED and its CDR; stopping again answers the same."""
         moment = now()
-        saved = await outbox.committed(db, lambda: store.stop(db, sessionId, data, now=moment), now=moment)
+        with sqlite_driver.on_the_loop():  # and its CDR
+            saved = await outbox.committed(db, lambda: store.stop(db, sessionId, data, now=moment), now=moment)
         return _json(Stopped(session=saved.session, cdr=saved.cdr))
 
     @get("/{sessionId:str}", operation_id="getSession", summary="Get a charging session", responses=seed_errors(404))
