@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ocpi_hub import traffic
 from ocpi_hub.db import locations as locations_db
 from ocpi_hub.db.commands import CommandRow
 from ocpi_hub.ocpi.common import utc_now
@@ -337,14 +338,20 @@ async def test_a_remote_start_to_its_cdr(hub: Hub, emsps: tuple[FakeEmsp, FakeEm
 
 
 async def test_the_gateways_reports_make_their_statements_on_the_event_loop_on_sqlite(
-    hub_factory: HubFactory, emsps: tuple[FakeEmsp, FakeEmsp], engine: AsyncEngine, calls: list[str]
+    hub_factory: HubFactory,
+    emsps: tuple[FakeEmsp, FakeEmsp],
+    engine: AsyncEngine,
+    calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A status change, a Session's start, reading and stop, and a command's result: under a busy crawl each trip
     to aiosqlite's thread waits for a turn of the loop while the write lock is held (docs/ocpi.md §11, "Short writes
     on the event loop's thread"), so only their commits go there."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite only: on PostgreSQL on_the_loop() changes nothing")
-    hub = await hub_factory(push_worker=False)  # no rounds of its own on the thread meanwhile
+    # Nothing else of the hub's on the thread meanwhile: no push worker rounds, no traffic log batch written.
+    monkeypatch.setattr(traffic, "FLUSH_SECONDS", 3600)
+    hub = await hub_factory(push_worker=False)
     owner, _ = emsps
     await connect(hub, owner, "token-owner")
     await charging_site(hub)
