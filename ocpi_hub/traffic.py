@@ -123,13 +123,14 @@ def safe_body(content: bytes | None) -> str | None:
 _DIGITS = re.compile(rb"\s*(\d{1,9})")
 
 
-def _ocpi_status(tail: bytes) -> int | None:
-    """The status_code of an envelope, from its last bytes: our envelopes (and most) end with status_code,
-    status_message and timestamp, and a `"status_code":` inside a string would be escaped."""
-    at = tail.rfind(b'"status_code":')
+def _ocpi_status(body: bytes) -> int | None:
+    """The status_code of an envelope, from its last _TAIL bytes (searched in place, not copied): our envelopes
+    (and most) end with status_code, status_message and timestamp, and a `"status_code":` inside a string would be
+    escaped."""
+    at = body.rfind(b'"status_code":', max(len(body) - _TAIL, 0))
     if at < 0:
         return None
-    digits = _DIGITS.match(tail, at + 14)
+    digits = _DIGITS.match(body, at + 14)
     return int(digits[1]) if digits else None
 
 
@@ -144,8 +145,7 @@ class _Seen(NamedTuple):
     ended: float  # time.monotonic(): cheaper than the clock; made a time once per batch
     elapsed: float  # seconds
     http_status: int | None
-    ocpi_status: int | None  # outbound: the envelope's
-    tail: bytes  # inbound: the answer's last bytes, which hold its status_code
+    ocpi_status: int | None  # the envelope's
     request_id: str | None
     correlation_id: str | None
     error: str | None
@@ -220,7 +220,6 @@ class TrafficLog:
                 elapsed,
                 http_status,
                 ocpi_status,
-                b"",
                 headers.get("X-Request-ID"),
                 headers.get("X-Correlation-ID"),
                 error,
@@ -252,9 +251,9 @@ class TrafficLog:
         path. `now` and `monotonic` are the same instant on the hub's clock and on time.monotonic."""
         if seen.direction is Direction.OUTBOUND:
             parts = urlsplit(seen.target)
-            path, ocpi_status = safe_path(parts.path or "/", parts.query), seen.ocpi_status
+            path = safe_path(parts.path or "/", parts.query)
         else:
-            path, ocpi_status = safe_path(seen.target, seen.query.decode("latin-1")), _ocpi_status(seen.tail)
+            path = safe_path(seen.target, seen.query.decode("latin-1"))
         return (
             seen.partner_id,
             now - timedelta(seconds=monotonic - seen.ended + seen.elapsed),  # at
@@ -262,7 +261,7 @@ class TrafficLog:
             seen.method[:7],
             path,
             seen.http_status,
-            ocpi_status,
+            seen.ocpi_status,
             round(seen.elapsed * 1000, 2),  # duration_ms
             None if seen.request_id is None else storable(seen.request_id, traffic.ID_LIMIT),
             None if seen.correlation_id is None else storable(seen.correlation_id, traffic.ID_LIMIT),
@@ -351,14 +350,20 @@ class Watch:
         self._reset = _conversation.set(self.conversation)
         self.request_body = b""
         self.response_body = b""
-        self.tail = b""
+        self.tail = b""  # the last bytes of an answer sent in parts, until its last part
+        self.ocpi_status: int | None = None
 
     def sent(self, message: Message) -> None:
-        """An ASGI message of the answer went out: keep its status_code's bytes (and with bodies, the body)."""
+        """An ASGI message of the answer went out: at its last part, read its status_code (and with bodies, keep
+        the body). The entry keeps the number, not the answer's last bytes: up to 20,000 entries may wait."""
         if message["type"] != "http.response.body" or self.conversation.partner_id is None:
             return
         chunk: bytes = message.get("body", b"")
-        self.tail = (self.tail + chunk[-_TAIL:])[-_TAIL:]
+        ending = self.tail + chunk[-_TAIL:] if self.tail else chunk  # a whole answer in one part is not copied
+        if message.get("more_body", False):
+            self.tail = ending[-_TAIL:]  # its status_code may straddle this part and the next
+        else:
+            self.tail, self.ocpi_status = b"", _ocpi_status(ending)
         if self.log.bodies and len(self.response_body) <= BODY_LIMIT * 4:
             self.response_body += chunk[: BODY_LIMIT * 4]
 
@@ -377,8 +382,7 @@ class Watch:
                 time.monotonic(),
                 elapsed,
                 status,
-                None,
-                self.tail,
+                self.ocpi_status,
                 request_id,
                 correlation_id,
                 None,

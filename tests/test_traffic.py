@@ -15,7 +15,7 @@ from ocpi_hub.client import OcpiClient, PoolPerOrigin
 from ocpi_hub.db import traffic as db_traffic
 from ocpi_hub.db.traffic import SentDelivery, TrafficEntry
 from ocpi_hub.push.worker import PushWorker
-from ocpi_hub.traffic import Direction, TrafficLog, safe_body, safe_path, talking_to
+from ocpi_hub.traffic import Direction, TrafficLog, attribute, safe_body, safe_path, talking_to
 from tests.conftest import Hub, HubFactory, MovableClock
 from tests.fake_emsp import Failure, FakeEmsp
 from tests.test_push_delivery import LOCATIONS, connect, poll, put_location, set_status
@@ -261,6 +261,44 @@ async def test_written_at_shutdown_and_bounded_while_waiting(
     await log.stop()  # written before the writer's second was up
     outbound = await traffic(hub, partner_id, direction=Direction.OUTBOUND)
     assert [e["path"] for e in outbound] == ["/x", "/x"]
+
+
+async def test_an_inbound_answers_ocpi_status_is_read_whole_or_in_parts(
+    hub: Hub, emsp: FakeEmsp, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The status_code is read from the end of the answer when its last part goes out, also when an answer sent in
+    parts splits it; an answer that is no envelope has none."""
+    partner_id = await connect(hub, emsp)
+    log = TrafficLog(sessions, bodies=False, clock=hub.clock)
+    envelope = b'{"data":[' + b"1," * 3000 + b'1],"status_code":2001,"status_message":"x","timestamp":"t"}'
+    split = envelope.index(b"code") + 2
+    answers = {
+        "/ocpi/whole": [envelope],
+        "/ocpi/in-parts": [envelope[:split], envelope[split:], b""],
+        "/ocpi/no-envelope": [b"<html>status_code</html>"],
+    }
+    for path, parts in answers.items():
+        watch, _ = log.watch({"path": path, "method": "GET", "query_string": b""}, receive_nothing)
+        assert watch is not None
+        try:
+            attribute(partner_id)  # as authentication does
+            watch.sent({"type": "http.response.start", "status": 200, "headers": []})
+            for n, part in enumerate(parts, start=1):
+                watch.sent({"type": "http.response.body", "body": part, "more_body": n < len(parts)})
+            watch.done(200, 0.001, "r", "c")
+        finally:
+            watch.close()
+    assert await log.flush() == 3
+    inbound = await traffic(hub, partner_id, direction=Direction.INBOUND)
+    assert {e["path"]: e.get("ocpi_status") for e in inbound if e["path"] in answers} == {
+        "/ocpi/whole": 2001,
+        "/ocpi/in-parts": 2001,
+        "/ocpi/no-envelope": None,
+    }
+
+
+async def receive_nothing() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
 
 
 def test_what_is_kept_of_paths_and_bodies() -> None:
