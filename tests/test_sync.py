@@ -562,9 +562,9 @@ async def test_the_schedule_records_every_run_with_its_outcome(
 
     async def stopped_then_completed() -> bool:
         runs = await recorded_runs(sessions)
-        if not runs:
-            return False
-        if not source.exists():  # the first run cannot read the source: it stops; then the source appears
+        # The first run cannot read the source: it stops; then the source appears. A run is recorded when it starts
+        # (`running`), before it reads the source: only its end says the source was missing when it looked.
+        if not source.exists() and any(r.outcome == "stopped" for r in runs):
             write_json(source, [record(1), {"uid": 2}])
         return any(r.outcome == "completed" for r in runs)
 
