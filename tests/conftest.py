@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ocpi_hub.app import create_app
-from ocpi_hub.db import Base
+from ocpi_hub.db import Base, sqlite_driver
 from ocpi_hub.db.engine import create_engine, session_factory
 from ocpi_hub.db.migrate import upgrade
 from ocpi_hub.ocpi.common import utc_now
@@ -157,7 +158,9 @@ async def emsp() -> AsyncIterator[FakeEmsp]:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The calls made on aiosqlite's threads from now on (SQLite): what went to its thread rather than running on
-    the event loop's (ocpi_hub/db/sqlite_driver.py)."""
+    the event loop's (ocpi_hub/db/sqlite_driver.py). The count of commits made on the loop starts afresh, so that
+    the one in LOOP_COMMITS_PER_CHECKPOINT that goes to the thread is the 100th from now, not one by chance."""
+    monkeypatch.setattr(sqlite_driver, "_loop_commits", itertools.count(1))
     made: list[str] = []
     execute: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
 

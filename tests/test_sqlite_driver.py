@@ -1,11 +1,13 @@
-"""SQLite through aiosqlite with one round trip per statement (ocpi_hub/db/sqlite_driver.py): a statement is one call
-on aiosqlite's thread, or none in an `on_the_loop()` block unless it meets another writer's lock, and it leaves what
-SQLAlchemy reads of a cursor as sqlite3 gives it."""
+"""SQLite through aiosqlite with one round trip per statement (ocpi_hub/db/sqlite_driver.py): a statement or a commit
+is one call on aiosqlite's thread, or none in an `on_the_loop()` block unless it meets another writer's lock (or,
+for one commit in LOOP_COMMITS_PER_CHECKPOINT, the WAL is due a checkpoint), and it leaves what SQLAlchemy reads of a
+cursor as sqlite3 gives it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ocpi_hub.db import sqlite_driver
+from ocpi_hub.db.engine import create_engine
 
 
 @pytest.fixture(params=["thread", "loop"])
@@ -39,7 +42,7 @@ async def test_a_statement_is_one_round_trip_to_the_sqlite_thread_and_none_on_th
     # SQLAlchemy's own adapter: 7 (cursor, execute, close; cursor, execute, fetchall, close)
     assert calls == ([] if on_the_loop else ["_run", "_run"])
     await connection.commit()
-    assert calls[-1] == "commit"  # on aiosqlite's thread either way: it may checkpoint the WAL into the file
+    assert calls == ([] if on_the_loop else ["_run", "_run", "commit"])
 
 
 async def test_a_connection_given_back_after_its_commit_costs_no_call(engine: AsyncEngine, calls: list[str]) -> None:
@@ -130,8 +133,76 @@ async def test_on_the_loop_a_write_that_meets_a_lock_waits_for_it_on_the_sqlite_
         assert not writing.done()  # neither failed ("database is locked") nor written past the lock
         other.execute("COMMIT")
         await asyncio.wait_for(writing, 5)
-    # On aiosqlite's thread: the two PRAGMAs before, the insert (once, as it found the lock), the commit and the
-    # two PRAGMAs after.
-    assert calls == ["_run", "_run", "_run", "commit", "_run", "_run"]
+    # On aiosqlite's thread: the two PRAGMAs before, the insert (once, as it found the lock) and the two PRAGMAs
+    # after. The commit, of a write that holds the lock by then, on the loop.
+    assert calls == ["_run", "_run", "_run", "_run", "_run"]
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT kind FROM change_counters"))).all() == [("a",)]
+
+
+def file_size(path: str) -> int:
+    return os.path.getsize(path)
+
+
+async def test_on_the_loop_commits_never_checkpoint_and_one_in_a_hundred_goes_to_the_thread_to_do_it(
+    engine: AsyncEngine, calls: list[str]
+) -> None:
+    """A checkpoint writes the WAL into the database file and syncs it: the database file grows only by checkpoints,
+    so its size tells where they ran."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the SQLite driver only")
+    assert engine.url.database
+    every = sqlite_driver.LOOP_COMMITS_PER_CHECKPOINT
+    insert = text("INSERT INTO change_counters (kind, shard, version) VALUES (:kind, 0, 0)")
+    pages = 1 + sqlite_driver._AUTOCHECKPOINT // (every - 1)  # so that the WAL is past due before the last
+    with sqlite_driver.on_the_loop():
+        async with engine.connect() as connection:
+            size = file_size(engine.url.database)
+            for n in range(every - 1):
+                await connection.execute(insert, {"kind": f"{n:04d}" + "x" * 4096 * pages})
+                await connection.commit()
+            assert calls == []
+            assert file_size(engine.url.database) == size  # the WAL holds more than 1,000 pages, unwritten
+            await connection.execute(insert, {"kind": "last"})
+            await connection.commit()
+    assert calls == ["commit"]
+    assert file_size(engine.url.database) > size + 4096 * pages * (every - 1)  # checkpointed there
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM change_counters"))).scalar_one() == every
+
+
+async def test_on_the_loop_a_commit_that_meets_a_reader_waits_for_it_on_the_sqlite_thread(
+    tmp_path: os.PathLike[str], calls: list[str]
+) -> None:
+    """Outside WAL mode (a file system without shared memory) a commit needs the readers gone: it waits for them on
+    aiosqlite's thread, not on the loop, and commits once they are."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/rollback-journal.db")
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA journal_mode=DELETE")
+            await connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+            await connection.commit()
+        reader = sqlite3.connect(f"{tmp_path}/rollback-journal.db", isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()  # a shared lock, held until its transaction ends
+        calls.clear()
+
+        async def write() -> None:
+            with sqlite_driver.on_the_loop():
+                async with engine.connect() as connection:
+                    await connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+                    await connection.commit()
+
+        writing = asyncio.create_task(write())
+        started = time.monotonic()
+        await asyncio.sleep(0.2)
+        assert time.monotonic() - started < 1  # the loop was not stopped by the commit's wait
+        assert not writing.done()
+        reader.execute("COMMIT")
+        reader.close()
+        await asyncio.wait_for(writing, 5)
+        assert calls == ["commit"]  # the insert on the loop; the commit, refused there, on the thread
+        async with engine.connect() as connection:
+            assert (await connection.exec_driver_sql("SELECT n FROM t")).all() == [(1,)]
+    finally:
+        await engine.dispose()

@@ -9,13 +9,15 @@ were most of its CPU, and they held SQLite's write lock for tens of milliseconds
 
 This cursor makes one call of the four: the statement is executed, its rows fetched and its cursor closed on the
 thread in one go, and what SQLAlchemy asks of the cursor afterwards (description, rowcount, lastrowid, the rows) is
-kept. And a rollback with no transaction open (the pool's, after a commit) is no call at all. Everything else is
-SQLAlchemy's adapter: the connection, commit and rollback, and the server-side cursor of streamed results
-(`stream()`), which fetches as it goes.
+kept. And a commit or a rollback with no transaction open (the pool's rollback, after a commit) is no call at all.
+Everything else is SQLAlchemy's adapter: the connection, commit and rollback, and the server-side cursor of streamed
+results (`stream()`), which fetches as it goes.
 
-In an `on_the_loop()` block (short writes: a status change, the push worker's rounds) a statement runs on the event
-loop's own thread, with no round trip at all, unless SQLite finds a lock taken: then it goes to aiosqlite's thread to
-wait there (docs/ocpi.md §11, "Short writes on the event loop's thread").
+In an `on_the_loop()` block (short writes: a status change, the push worker's rounds) a statement and the commit run
+on the event loop's own thread, with no round trip at all, unless SQLite finds a lock taken: then they go to
+aiosqlite's thread to wait there. SQLite's automatic checkpoint is set aside for a commit on the loop, and one such
+commit in LOOP_COMMITS_PER_CHECKPOINT goes to the thread, where the checkpoint runs (docs/ocpi.md §11, "Short writes
+on the event loop's thread").
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -98,6 +101,27 @@ def _at_once(connection: sqlite3.Connection, operation: str, parameters: Any, ma
         connection.execute(f"PRAGMA busy_timeout={timeout}")
 
 
+# A checkpoint copies the WAL into the database file and syncs the file: thousands of pages at worst, milliseconds to
+# far more on a slow disk, which must not stop the loop. So a commit on the loop never checkpoints, and one in this
+# many goes to aiosqlite's thread, where SQLite checkpoints as usual once the WAL holds more than
+# _AUTOCHECKPOINT pages. Commits made elsewhere (the traffic log's, a sync's) all go there.
+LOOP_COMMITS_PER_CHECKPOINT = 100
+_AUTOCHECKPOINT = 1000  # SQLite's default wal_autocheckpoint, in pages
+_loop_commits = itertools.count(1)
+
+
+def _commit_at_once(connection: sqlite3.Connection) -> bool:
+    """On the event loop's thread: commit without checkpointing; False when it would have to wait for a lock (not
+    in WAL mode, where a commit needs the readers gone), the transaction left open."""
+    if next(_loop_commits) % LOOP_COMMITS_PER_CHECKPOINT == 0:
+        return False
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        return _at_once(connection, "COMMIT", None, False) is not None
+    finally:
+        connection.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+
+
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ("_description", "_lastrowid", "_rowcount")
 
@@ -162,6 +186,18 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         call waits for the one before)."""
         connection = self._connection._connection
         return connection is None or connection.in_transaction
+
+    def commit(self) -> None:
+        connection = self._connection._connection
+        if connection is None or not connection.in_transaction:
+            return  # nothing written: nothing to commit, no round trip
+        if _ON_THE_LOOP.get():
+            try:
+                if _commit_at_once(connection):
+                    return
+            except Exception as error:
+                self._handle_exception(error)
+        super().commit()
 
     def rollback(self) -> None:
         # SQLAlchemy's pool rolls back every connection it takes back, after a commit too: with no transaction open
