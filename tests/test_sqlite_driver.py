@@ -1,7 +1,7 @@
 """SQLite through aiosqlite with one round trip per statement (ocpi_hub/db/sqlite_driver.py): a statement or a commit
-is one call on aiosqlite's thread, or none in an `on_the_loop()` block unless it meets another writer's lock (or,
-for one commit in LOOP_COMMITS_PER_CHECKPOINT, the WAL is due a checkpoint), and it leaves what SQLAlchemy reads of a
-cursor as sqlite3 gives it."""
+is one call on aiosqlite's thread, or none in an `on_the_loop()` block unless it meets another writer's lock (or is
+the one commit in LOOP_COMMITS_PER_CHECKPOINT left to the thread, to checkpoint there), and it leaves what SQLAlchemy
+reads of a cursor as sqlite3 gives it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -172,7 +173,7 @@ async def test_on_the_loop_commits_never_checkpoint_and_one_in_a_hundred_goes_to
 
 
 async def test_on_the_loop_a_commit_that_meets_a_reader_waits_for_it_on_the_sqlite_thread(
-    tmp_path: os.PathLike[str], calls: list[str]
+    tmp_path: Path, calls: list[str]
 ) -> None:
     """Outside WAL mode (a file system without shared memory) a commit needs the readers gone: it waits for them on
     aiosqlite's thread, not on the loop, and commits once they are."""

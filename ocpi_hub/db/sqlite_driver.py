@@ -111,8 +111,9 @@ _loop_commits = itertools.count(1)
 
 
 def _commit_at_once(connection: sqlite3.Connection) -> bool:
-    """On the event loop's thread: commit without checkpointing; False when it would have to wait for a lock (not
-    in WAL mode, where a commit needs the readers gone), the transaction left open."""
+    """On the event loop's thread: commit without checkpointing. False, the transaction left open, for a commit
+    left to aiosqlite's thread: the one in LOOP_COMMITS_PER_CHECKPOINT, or one that would have to wait for a lock
+    (not in WAL mode, where a commit needs the readers gone)."""
     if next(_loop_commits) % LOOP_COMMITS_PER_CHECKPOINT == 0:
         return False
     connection.execute("PRAGMA wal_autocheckpoint=0")
