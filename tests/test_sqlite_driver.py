@@ -56,6 +56,10 @@ async def test_a_connection_given_back_after_its_commit_costs_no_call(engine: As
     async with engine.connect() as connection:
         await connection.execute(text("UPDATE change_counters SET version = version WHERE 0"))
     assert calls == ["_run", "commit", "_run", "rollback"]  # given back with its transaction open
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT count(*) FROM change_counters"))
+        await connection.commit()  # a read opens no transaction: nothing to commit, no call
+    assert calls == ["_run", "commit", "_run", "rollback", "_run"]
 
 
 async def test_a_connection_has_written_from_its_first_write_to_its_commit(connection: AsyncConnection) -> None:
