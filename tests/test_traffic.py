@@ -307,6 +307,10 @@ def test_what_is_kept_of_paths_and_bodies() -> None:
         == "/v/locations?api_key=<redacted>&limit=5&Token=<redacted>"
     )
     assert safe_path("/v/locations", "offset=5") == "/v/locations?offset=5"
+    # Matched as (?i) matches, beyond ASCII too: U+017F (long s) is an "s" to it, though its lowercase is not "s".
+    # A matrix parameter of the path counts as well.
+    assert safe_path("/v", "a=1&\u017fig=x") == "/v?a=1&\u017fig=<redacted>"
+    assert safe_path("/ocpi/tokens;apikey=k", "offset=5") == "/ocpi/tokens;apikey=<redacted>"
     cut = safe_body(b'{"token": "abc\\"def", "url": "u", "roles": []}')
     assert cut == '{"token": "<redacted>", "url": "u", "roles": []}'
     assert safe_body(b'{"token":"never-seen-in-ful') == '{"token":"<redacted>"'
